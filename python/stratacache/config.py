@@ -1,0 +1,122 @@
+"""Settings: explicit argument > ``STRATACACHE_*`` environment variable > default.
+
+Every environment variable stratacache reads is named here, once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from stratacache.errors import ConfigurationError
+
+ENV_DISABLED = "STRATACACHE_DISABLED"
+ENV_TTL = "STRATACACHE_TTL"
+ENV_NAMESPACE = "STRATACACHE_NAMESPACE"
+ENV_L1_MAXSIZE = "STRATACACHE_L1_MAXSIZE"
+ENV_REDIS_URL = "STRATACACHE_REDIS_URL"
+ENV_TABLE_NAME = "STRATACACHE_TABLE_NAME"
+ENV_TABLE_KEY_ATTRIBUTE = "STRATACACHE_TABLE_KEY_ATTRIBUTE"
+ENV_KEY_PREFIX = "STRATACACHE_KEY_PREFIX"
+ENV_METRICS_INTERVAL = "STRATACACHE_METRICS_INTERVAL"
+ENV_SIGNING_KEY = "STRATACACHE_SIGNING_KEY"
+ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+
+DEFAULT_TTL = 300.0
+DEFAULT_NAMESPACE = "stratacache"
+DEFAULT_L1_MAXSIZE = 1024
+DEFAULT_METRICS_INTERVAL = 60.0
+DEFAULT_METRICS_NAMESPACE = "stratacache"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def env_str(name: str) -> str | None:
+    """Return the variable's value, or ``None`` when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_flag(name: str) -> bool:
+    """Read a yes/no variable; an unrecognised value is a configuration error."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+
+
+def check_ttl(value: object, setting: str = "ttl") -> float | None:
+    """Validate a TTL in seconds: a positive finite number, or ``None`` for no expiry."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"{setting} must be a number of seconds or None, got {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{setting} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(value: object, setting: str) -> int:
+    """Validate a positive whole number such as a maximum size."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{setting} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _env_number(name: str) -> float | None:
+    raw = env_str(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+def resolve_ttl(explicit: float | None) -> float | None:
+    """The decorator's TTL: the argument, else ``STRATACACHE_TTL``, else 300 seconds."""
+    if explicit is not None:
+        return check_ttl(explicit)
+    from_env = _env_number(ENV_TTL)
+    if from_env is not None:
+        return check_ttl(from_env, ENV_TTL)
+    return DEFAULT_TTL
+
+
+def resolve_namespace(explicit: str | None) -> str:
+    """The key namespace: the argument, else ``STRATACACHE_NAMESPACE``, else ``stratacache``."""
+    namespace = explicit if explicit is not None else env_str(ENV_NAMESPACE) or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
+        raise ConfigurationError(
+            f"namespace must be a non-empty string without spaces, got {namespace!r}"
+        )
+    return namespace
+
+
+def resolve_l1_maxsize(explicit: int | None) -> int:
+    """L1 capacity in entries: the argument, else ``STRATACACHE_L1_MAXSIZE``, else 1024."""
+    if explicit is not None:
+        return check_positive_int(explicit, "maxsize")
+    raw = env_str(ENV_L1_MAXSIZE)
+    if raw is None:
+        return DEFAULT_L1_MAXSIZE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{ENV_L1_MAXSIZE} must be a whole number, got {raw!r}") from None
+    return check_positive_int(value, ENV_L1_MAXSIZE)
+
+
+def resolve_metrics_interval() -> float:
+    """Seconds between automatic metric publications (``STRATACACHE_METRICS_INTERVAL``)."""
+    value = _env_number(ENV_METRICS_INTERVAL)
+    if value is None:
+        return DEFAULT_METRICS_INTERVAL
+    checked = check_ttl(value, ENV_METRICS_INTERVAL)
+    assert checked is not None
+    return checked

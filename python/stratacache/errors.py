@@ -1,0 +1,27 @@
+"""The one exception family of stratacache.
+
+Configuration mistakes raise early with the setting's name; runtime tier
+errors are caught by :class:`~stratacache.tiered.TieredCache` and never reach
+the caller of a cached function.
+"""
+
+from __future__ import annotations
+
+
+class StratacacheError(Exception):
+    """Base class of every error stratacache raises."""
+
+
+class ConfigurationError(StratacacheError, ValueError):
+    """A setting (argument or ``STRATACACHE_*`` variable) is missing or invalid.
+
+    The message names the setting, e.g. ``ttl must be a positive number, got -1``.
+    """
+
+
+class KeyBuildError(StratacacheError, TypeError):
+    """An argument of a cached call cannot be turned into a stable cache key."""
+
+
+class SerializationError(StratacacheError):
+    """A value cannot be encoded, or stored bytes cannot be decoded."""
