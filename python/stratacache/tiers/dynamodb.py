@@ -1,0 +1,282 @@
+"""L3: a DynamoDB table with native TTL, the durable tier.
+
+``boto3`` is imported when the first client is built, never by ``import
+stratacache``. boto3's own settings apply (``AWS_REGION``,
+``AWS_ENDPOINT_URL_DYNAMODB``, credentials), so the same code runs against
+AWS, a local endpoint or moto.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeAlias
+
+from stratacache.config import (
+    ENV_KEY_PREFIX,
+    ENV_TABLE_KEY_ATTRIBUTE,
+    ENV_TABLE_NAME,
+    check_positive_int,
+    check_ttl,
+    env_str,
+)
+from stratacache.errors import ConfigurationError
+from stratacache.tiers.base import MISS, Missing
+
+DynamoDBClient: TypeAlias = Any
+"""A boto3 ``dynamodb`` client (typed as ``Any`` so boto3 stays optional)."""
+
+BATCH_GET_LIMIT: Final = 100
+BATCH_WRITE_LIMIT: Final = 25
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DynamoDBTier:
+    """A DynamoDB tier: one item per entry, ``{pk: key, v: envelope, ttl: epoch seconds}``.
+
+    Items past their ``ttl`` are misses even before DynamoDB's lazy deletion removes them.
+
+    Args:
+        table_name: the table (default ``STRATACACHE_TABLE_NAME``).
+        client: a ready boto3 DynamoDB client; reused as it is.
+        ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
+        key_attribute: the partition key attribute, a String (default
+            ``STRATACACHE_TABLE_KEY_ATTRIBUTE`` or ``pk``).
+        key_prefix: put before every key so cache items stay apart from other
+            items of a shared table (default ``STRATACACHE_KEY_PREFIX`` or none).
+        sort_key: ``(attribute, constant)`` for a table with a String sort key.
+        ttl_attribute, value_attribute: attribute names (``ttl``, ``v``).
+        consistent_read: strongly consistent reads (twice the read cost).
+        connect_timeout, read_timeout, max_attempts: botocore settings of the
+            client built here; short, so one cache call cannot eat the invocation.
+        name: the metric dimension value.
+        clock: wall clock in epoch seconds; inject a fake one in tests.
+
+    Example:
+        >>> tier = DynamoDBTier("my-cache-table", ttl=86400)  # connects on first use
+    """
+
+    stores_bytes = True
+
+    def __init__(
+        self,
+        table_name: str | None = None,
+        *,
+        client: DynamoDBClient | None = None,
+        ttl: float | None = None,
+        key_attribute: str | None = None,
+        key_prefix: str | None = None,
+        sort_key: tuple[str, str] | None = None,
+        ttl_attribute: str = "ttl",
+        value_attribute: str = "v",
+        consistent_read: bool = False,
+        region_name: str | None = None,
+        connect_timeout: float = 0.5,
+        read_timeout: float = 1.0,
+        max_attempts: int = 2,
+        name: str = "L3",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        table = table_name if table_name is not None else env_str(ENV_TABLE_NAME)
+        if not table:
+            raise ConfigurationError(f"DynamoDBTier needs table_name=... or {ENV_TABLE_NAME}")
+        if not _TABLE_NAME.match(table):
+            raise ConfigurationError(
+                f"table_name must be 3-255 characters of letters, digits, '_', '-', '.', "
+                f"got {table!r}"
+            )
+        self.table_name = table
+        self.key_attribute = key_attribute or env_str(ENV_TABLE_KEY_ATTRIBUTE) or "pk"
+        attributes = {
+            "key_attribute": self.key_attribute,
+            "ttl_attribute": ttl_attribute,
+            "value_attribute": value_attribute,
+        }
+        if sort_key is not None:
+            attributes["sort_key"] = sort_key[0]
+        for setting, attribute in attributes.items():
+            if not _ATTRIBUTE_NAME.match(attribute):
+                raise ConfigurationError(f"{setting} is not a valid attribute name: {attribute!r}")
+        if len(set(attributes.values())) != len(attributes):
+            raise ConfigurationError(f"attribute names must differ, got {attributes}")
+        self.name = name
+        self.ttl = check_ttl(ttl)
+        self.key_prefix = key_prefix if key_prefix is not None else env_str(ENV_KEY_PREFIX) or ""
+        self.sort_key = sort_key
+        self.ttl_attribute = ttl_attribute
+        self.value_attribute = value_attribute
+        self.consistent_read = consistent_read
+        self.region_name = region_name
+        self.connect_timeout = check_ttl(connect_timeout, "connect_timeout")
+        self.read_timeout = check_ttl(read_timeout, "read_timeout")
+        self.max_attempts = check_positive_int(max_attempts, "max_attempts")
+        self.clock = clock
+        self._client = client
+        self._owns_client = client is None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DynamoDBTier(name={self.name!r}, table={self.table_name!r}, ttl={self.ttl})"
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The boto3 client, built on first use and kept for the environment's life."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect()
+                client = self._client
+        return client
+
+    def _connect(self) -> DynamoDBClient:
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
+        from botocore.exceptions import NoRegionError  # type: ignore[import-untyped]
+
+        config = Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+        )
+        try:
+            return boto3.client("dynamodb", region_name=self.region_name, config=config)
+        except NoRegionError:
+            raise ConfigurationError(
+                "DynamoDBTier needs an AWS region: set AWS_REGION or pass region_name=..."
+            ) from None
+
+    # ------------------------------------------------------------ items
+
+    def _key(self, key: str) -> dict[str, Any]:
+        item: dict[str, Any] = {self.key_attribute: {"S": self.key_prefix + key}}
+        if self.sort_key is not None:
+            item[self.sort_key[0]] = {"S": self.sort_key[1]}
+        return item
+
+    def _item(self, key: str, value: object, ttl: float | None) -> dict[str, Any]:
+        item = self._key(key)
+        item[self.value_attribute] = {"B": value}
+        if ttl is not None:
+            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + ttl))}
+        return item
+
+    def _live(self, item: Mapping[str, Any] | None) -> bool:
+        if not item or self.value_attribute not in item:
+            return False
+        expiry = item.get(self.ttl_attribute)
+        return expiry is None or float(expiry["N"]) > self.clock()
+
+    def _unprefix(self, stored: str) -> str:
+        return stored[len(self.key_prefix) :]
+
+    # ------------------------------------------------------------ protocol
+
+    def get(self, key: str) -> object | Missing:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(key), ConsistentRead=self.consistent_read
+        ).get("Item")
+        if item is None or not self._live(item):
+            return MISS
+        value: bytes = item[self.value_attribute]["B"]
+        return value
+
+    def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
+        found: dict[str, object] = {}
+        unique = list(dict.fromkeys(keys))
+        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [self._key(key) for key in chunk],
+                    "ConsistentRead": self.consistent_read,
+                }
+            }
+            for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    if self._live(item):
+                        stored = item[self.key_attribute]["S"]
+                        found[self._unprefix(stored)] = item[self.value_attribute]["B"]
+        return [found.get(key, MISS) for key in keys]
+
+    def set(self, key: str, value: object, ttl: float | None) -> None:
+        self.client.put_item(TableName=self.table_name, Item=self._item(key, value, ttl))
+
+    def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
+        requests = [{"PutRequest": {"Item": self._item(k, v, ttl)}} for k, v in items.items()]
+        self._write(requests)
+
+    def delete(self, key: str) -> bool:
+        response = self.client.delete_item(
+            TableName=self.table_name, Key=self._key(key), ReturnValues="ALL_OLD"
+        )
+        return self._live(response.get("Attributes"))
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        unique = list(dict.fromkeys(keys))
+        self._write([{"DeleteRequest": {"Key": self._key(key)}} for key in unique])
+        return len(unique)
+
+    def remaining_ttl(self, key: str) -> float | None | Missing:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(key), ConsistentRead=self.consistent_read
+        ).get("Item")
+        if item is None or not self._live(item):
+            return MISS
+        expiry = item.get(self.ttl_attribute)
+        return None if expiry is None else float(expiry["N"]) - self.clock()
+
+    def clear(self, prefix: str = "") -> int:
+        """Delete this tier's items under ``prefix``. Scans the table: for maintenance only."""
+        paginator = self.client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            ProjectionExpression="#k",
+            FilterExpression="begins_with(#k, :p)",
+            ExpressionAttributeNames={"#k": self.key_attribute},
+            ExpressionAttributeValues={":p": {"S": self.key_prefix + prefix}},
+        )
+        keys = [
+            self._unprefix(item[self.key_attribute]["S"])
+            for page in pages
+            for item in page.get("Items", [])
+        ]
+        return self.delete_many(keys)
+
+    def close(self) -> None:
+        """Drop the client built here (a passed-in client is left to its owner)."""
+        with self._lock:
+            if self._owns_client and self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # ------------------------------------------------------------ batches
+
+    def _write(self, requests: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
+            request = {self.table_name: list(chunk)}
+            for _ in self._batch(self.client.batch_write_item, request, "UnprocessedItems"):
+                pass
+
+    def _batch(
+        self, call: Callable[..., Any], request: dict[str, Any], unprocessed: str
+    ) -> Iterator[dict[str, Any]]:
+        """Call a batch API and retry what DynamoDB left unprocessed, with backoff."""
+        delay = 0.02
+        for _attempt in range(8):
+            response: dict[str, Any] = call(RequestItems=request)
+            yield response
+            request = response.get(unprocessed) or {}
+            if not request:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        raise RuntimeError(f"DynamoDB left items unprocessed after retries ({unprocessed})")

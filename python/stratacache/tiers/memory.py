@@ -1,0 +1,109 @@
+"""L1: an in-process LRU cache that lives as long as the Lambda execution environment."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from cachetools import LRUCache
+
+from stratacache.config import check_ttl, resolve_l1_maxsize
+from stratacache.tiers.base import MISS, Missing
+
+
+class MemoryTier:
+    """Module-scope LRU cache of Python objects with a per-entry expiry.
+
+    Values are stored as they are, not copied: like ``functools.lru_cache``, a
+    caller that mutates a returned list mutates the cached one.
+
+    Args:
+        maxsize: entries kept before the least recently used is evicted
+            (default ``STRATACACHE_L1_MAXSIZE`` or 1024).
+        ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
+        name: the metric dimension value.
+        timer: clock in seconds; inject a fake one in tests.
+
+    Example:
+        >>> tier = MemoryTier(maxsize=100, ttl=30)
+        >>> tier.set("k", {"a": 1}, ttl=None)
+        >>> tier.get("k")
+        {'a': 1}
+    """
+
+    stores_bytes = False
+
+    def __init__(
+        self,
+        maxsize: int | None = None,
+        ttl: float | None = None,
+        *,
+        name: str = "L1",
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.ttl = check_ttl(ttl)
+        self.maxsize = resolve_l1_maxsize(maxsize)
+        self.timer = timer
+        # (value, expires_at on ``timer``'s scale); math.inf when it never expires.
+        self.data: LRUCache[str, tuple[object, float]] = LRUCache(self.maxsize)
+        # cachetools caches are not thread-safe; the lock guards writes and LRU moves.
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryTier(name={self.name!r}, maxsize={self.maxsize}, ttl={self.ttl})"
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _expires_at(self, ttl: float | None) -> float:
+        return math.inf if ttl is None else self.timer() + ttl
+
+    def get(self, key: str) -> object | Missing:
+        with self.lock:
+            entry = self.data.get(key)
+            if entry is None:
+                return MISS
+            if entry[1] <= self.timer():
+                del self.data[key]
+                return MISS
+            return entry[0]
+
+    def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
+        return [self.get(key) for key in keys]
+
+    def set(self, key: str, value: object, ttl: float | None) -> None:
+        with self.lock:
+            self.data[key] = (value, self._expires_at(ttl))
+
+    def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
+        expires_at = self._expires_at(ttl)
+        with self.lock:
+            for key, value in items.items():
+                self.data[key] = (value, expires_at)
+
+    def delete(self, key: str) -> bool:
+        with self.lock:
+            return self.data.pop(key, None) is not None
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
+    def remaining_ttl(self, key: str) -> float | None | Missing:
+        with self.lock:
+            entry = self.data.get(key)
+        if entry is None:
+            return MISS
+        if entry[1] == math.inf:
+            return None
+        left = entry[1] - self.timer()
+        return left if left > 0 else MISS
+
+    def clear(self, prefix: str = "") -> int:
+        with self.lock:
+            doomed = [key for key in self.data if key.startswith(prefix)]
+            for key in doomed:
+                del self.data[key]
+        return len(doomed)
