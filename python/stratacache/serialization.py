@@ -1,0 +1,275 @@
+"""Serializers and the envelope that wraps every value stored in a byte tier.
+
+The default :class:`JsonSerializer` cannot execute code: it writes JSON with a
+few tagged types so that ``datetime``, ``date``, ``time``, ``timedelta``,
+``Decimal``, ``UUID``, ``bytes``, ``tuple``, ``set``, ``frozenset`` and dicts
+with non-string keys come back exactly as they went in. Pickle is available
+only by explicit choice, and then only signed (:class:`PickleSerializer`).
+
+Envelope layout (big-endian)::
+
+    magic b"SC" | version u8 | flags u8 | expires_at_ms u64 (0 = never) | payload
+
+``flags`` holds the serializer id (low nibble) and a compression bit.
+Anything that does not parse is a miss for the caller, never a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import pickle
+import struct
+import uuid
+import zlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar, Final, NamedTuple, Protocol
+
+from stratacache.config import ENV_SIGNING_KEY, env_str
+from stratacache.errors import ConfigurationError, SerializationError
+
+FORMAT_VERSION: Final = 1
+_MAGIC: Final = b"SC"
+_HEADER = struct.Struct(">2sBBQ")
+_COMPRESSED: Final = 0x10
+_SERIALIZER_MASK: Final = 0x0F
+COMPRESS_MIN_BYTES: Final = 1024
+"""Payloads at least this large are compressed when that makes them smaller."""
+
+
+class Serializer(Protocol):
+    """Turns values into bytes and back. ``id`` is recorded in every envelope."""
+
+    id: ClassVar[int]
+
+    def dumps(self, value: object) -> bytes: ...
+
+    def loads(self, data: bytes) -> object: ...
+
+
+# ---------------------------------------------------------------- JSON with tags
+
+_JSONABLE_SCALARS = (str, int, float, bool, type(None))
+
+
+def _tag_dict(value: dict[Any, Any], encode: Callable[[object], object]) -> object:
+    plain = all(type(k) is str for k in value) and not (len(value) == 1 and _is_tag_key(value))
+    if plain:
+        return {k: encode(v) for k, v in value.items()}
+    return {"$dict": [[encode(k), encode(v)] for k, v in value.items()]}
+
+
+def _is_tag_key(value: dict[Any, Any]) -> bool:
+    (only,) = value
+    return only in _DECODERS
+
+
+def _encode(value: object) -> object:
+    kind = type(value)
+    if kind in _JSONABLE_SCALARS:
+        if kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+            return {"$float": repr(value)}
+        return value
+    if kind is list:
+        return [_encode(item) for item in value]  # type: ignore[attr-defined]
+    if kind is dict:
+        return _tag_dict(value, _encode)  # type: ignore[arg-type]
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        raise SerializationError(
+            f"cannot serialize a value of type {kind.__qualname__} with the JSON serializer; "
+            "convert it to JSON types or choose serializer=PickleSerializer(signing_key=...)"
+        )
+    return encoder(value)
+
+
+def _sorted_items(items: Any) -> list[object]:
+    encoded = [_encode(item) for item in items]
+    # A stable order makes equal sets serialize to equal bytes.
+    return sorted(encoded, key=lambda item: json.dumps(item, sort_keys=True))
+
+
+_ENCODERS: dict[type, Callable[[Any], object]] = {
+    tuple: lambda v: {"$tuple": [_encode(item) for item in v]},
+    set: lambda v: {"$set": _sorted_items(v)},
+    frozenset: lambda v: {"$frozenset": _sorted_items(v)},
+    bytes: lambda v: {"$bytes": base64.b64encode(v).decode("ascii")},
+    dt.datetime: lambda v: {"$datetime": v.isoformat()},
+    dt.date: lambda v: {"$date": v.isoformat()},
+    dt.time: lambda v: {"$time": v.isoformat()},
+    dt.timedelta: lambda v: {"$timedelta": [v.days, v.seconds, v.microseconds]},
+    Decimal: lambda v: {"$decimal": str(v)},
+    uuid.UUID: lambda v: {"$uuid": str(v)},
+}
+
+_DECODERS: dict[str, Callable[[Any], object]] = {
+    "$tuple": tuple,
+    "$set": set,
+    "$frozenset": frozenset,
+    "$bytes": lambda v: base64.b64decode(v.encode("ascii"), validate=True),
+    "$datetime": dt.datetime.fromisoformat,
+    "$date": dt.date.fromisoformat,
+    "$time": dt.time.fromisoformat,
+    "$timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "$decimal": Decimal,
+    "$uuid": uuid.UUID,
+    "$float": float,
+    "$dict": lambda pairs: {k: v for k, v in pairs},
+}
+
+
+def _object_hook(obj: dict[str, Any]) -> object:
+    if len(obj) == 1:
+        ((tag, payload),) = obj.items()
+        decoder = _DECODERS.get(tag)
+        if decoder is not None:
+            return decoder(payload)
+    return obj
+
+
+class JsonSerializer:
+    """The default: JSON plus exact round trips of common Python types; never runs code.
+
+    Example:
+        >>> s = JsonSerializer()
+        >>> s.loads(s.dumps({"at": (1, 2), "ids": {3}}))
+        {'at': (1, 2), 'ids': {3}}
+    """
+
+    id: ClassVar[int] = 1
+
+    def dumps(self, value: object) -> bytes:
+        try:
+            return json.dumps(
+                _encode(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        except RecursionError as exc:
+            raise SerializationError("value is nested too deeply to serialize") from exc
+
+    def loads(self, data: bytes) -> object:
+        return json.loads(data, object_hook=_object_hook)
+
+
+# ---------------------------------------------------------------- signed pickle
+
+
+class PickleSerializer:
+    """Pickle, for values JSON cannot hold, signed with HMAC-SHA256.
+
+    An unsigned or tampered payload is refused before ``pickle.loads`` sees it.
+    Every writer and reader of the cache must share ``signing_key`` (default:
+    ``STRATACACHE_SIGNING_KEY``). Use it only for caches that you alone write.
+
+    Example:
+        >>> s = PickleSerializer(signing_key=b"a long random secret")
+        >>> s.loads(s.dumps(complex(1, 2)))
+        (1+2j)
+    """
+
+    id: ClassVar[int] = 2
+    _DIGEST = 32
+
+    def __init__(self, signing_key: bytes | str | None = None) -> None:
+        key = signing_key if signing_key is not None else env_str(ENV_SIGNING_KEY)
+        if not key:
+            raise ConfigurationError(
+                f"PickleSerializer needs signing_key (or {ENV_SIGNING_KEY}): "
+                "unsigned pickle would let whoever can write the cache run code"
+            )
+        self._key = key.encode() if isinstance(key, str) else bytes(key)
+        if len(self._key) < 16:
+            raise ConfigurationError("signing_key must be at least 16 bytes long")
+
+    def __repr__(self) -> str:
+        return "PickleSerializer(signing_key=***)"
+
+    def _sign(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def dumps(self, value: object) -> bytes:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise SerializationError(f"cannot pickle {type(value).__qualname__}: {exc}") from exc
+        return self._sign(data) + data
+
+    def loads(self, data: bytes) -> object:
+        signature, payload = data[: self._DIGEST], data[self._DIGEST :]
+        if len(signature) != self._DIGEST or not hmac.compare_digest(
+            signature, self._sign(payload)
+        ):
+            raise SerializationError("pickle payload signature does not match; refused")
+        return pickle.loads(payload)
+
+
+# ---------------------------------------------------------------- envelope
+
+
+class Envelope(NamedTuple):
+    """A decoded stored value and when it expires (epoch seconds, ``None`` = never)."""
+
+    value: object
+    expires_at: float | None
+
+
+class Codec:
+    """Wraps values in the envelope with one serializer; the cache owns one codec."""
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
+
+    def payload(self, value: object) -> tuple[int, bytes]:
+        """Serialize (and maybe compress) once; wrap the result per tier with :meth:`wrap`."""
+        data = self.serializer.dumps(value)
+        flags = self.serializer.id
+        if len(data) >= COMPRESS_MIN_BYTES:
+            packed = zlib.compress(data, 6)
+            if len(packed) < len(data):
+                return flags | _COMPRESSED, packed
+        return flags, data
+
+    @staticmethod
+    def wrap(payload: tuple[int, bytes], expires_at: float | None) -> bytes:
+        flags, data = payload
+        millis = 0 if expires_at is None else max(1, math.ceil(expires_at * 1000))
+        return _HEADER.pack(_MAGIC, FORMAT_VERSION, flags, millis) + data
+
+    def encode(self, value: object, expires_at: float | None) -> bytes:
+        return self.wrap(self.payload(value), expires_at)
+
+    def decode(self, blob: object) -> Envelope:
+        """Parse an envelope; raise :class:`SerializationError` for anything foreign."""
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise SerializationError(f"stored value is {type(blob).__name__}, not bytes")
+        blob = bytes(blob)
+        if len(blob) < _HEADER.size:
+            raise SerializationError("stored value is too short to be an envelope")
+        magic, version, flags, millis = _HEADER.unpack_from(blob)
+        if magic != _MAGIC or version != FORMAT_VERSION:
+            raise SerializationError(f"unknown envelope format (magic={magic!r}, v={version})")
+        if flags & _SERIALIZER_MASK != self.serializer.id:
+            raise SerializationError(
+                f"entry was written by serializer {flags & _SERIALIZER_MASK}, "
+                f"this cache reads serializer {self.serializer.id}"
+            )
+        data = blob[_HEADER.size :]
+        try:
+            if flags & _COMPRESSED:
+                data = zlib.decompress(data)
+            value = self.serializer.loads(data)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"cannot decode stored value: {exc}") from exc
+        return Envelope(value, millis / 1000 if millis else None)
+
+    @staticmethod
+    def payload_of(blob: bytes) -> tuple[int, bytes]:
+        """The serialized payload of a checked envelope, to re-wrap with a new expiry."""
+        flags = _HEADER.unpack_from(blob)[2]
+        return flags, bytes(blob[_HEADER.size :])
