@@ -1,0 +1,439 @@
+"""``TieredCache``: the chain of tiers, and everything that is not a tier's job.
+
+It owns the lookup order, promotion of hits into faster tiers with the entry's
+remaining lifetime, the serialization envelope, hit/miss/error counting and
+failing open: a tier that raises is counted and skipped, never surfaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from typing import Any, Final, TypeVar
+
+from stratacache import metrics
+from stratacache.config import check_ttl, resolve_namespace, resolve_ttl
+from stratacache.errors import ConfigurationError, SerializationError
+from stratacache.keys import fit_key
+from stratacache.serialization import Codec, Serializer
+from stratacache.tiers.base import MISS, Missing, Tier
+
+logger = logging.getLogger("stratacache")
+
+R = TypeVar("R")
+
+_INHERIT: Final[Any] = object()
+
+
+def _lifetime(expires_at: float | None, now: float, cap: float | None) -> float | None | Missing:
+    """Seconds an entry may still live in a tier capped at ``cap``; ``MISS`` when none left."""
+    left = None if expires_at is None else expires_at - now
+    if left is not None and left <= 0:
+        return MISS
+    if cap is None:
+        return left
+    return cap if left is None else min(left, cap)
+
+
+class TieredCache:
+    """A cache over ordered tiers (fastest first): get, set, promote, count, fail open.
+
+    Args:
+        tiers: the tiers, fastest first, e.g. ``[MemoryTier(), RedisTier(), DynamoDBTier()]``.
+        ttl: default lifetime in seconds (``None``: no expiry), kept as ``default_ttl``;
+            a tier's own ``ttl`` wins. Default: ``STRATACACHE_TTL`` or 300.
+        namespace: put before every key with a colon (default ``STRATACACHE_NAMESPACE``
+            or ``stratacache``); :meth:`clear` removes exactly this namespace.
+        serializer: how values become bytes for byte tiers (default: JSON with tags).
+        clock: wall clock in epoch seconds, for expiry across processes.
+
+    Example:
+        >>> cache = TieredCache([MemoryTier()], ttl=60, namespace="users")
+        >>> cache.set("42", {"name": "Ada"})
+        >>> cache.get("42")
+        {'name': 'Ada'}
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        *,
+        ttl: float | None = _INHERIT,
+        namespace: str | None = None,
+        serializer: Serializer | None = None,
+        clock: Callable[[], float] = time.time,
+        recorder: metrics.MetricsRecorder | None = None,
+    ) -> None:
+        self.tiers: tuple[Tier, ...] = tuple(tiers)
+        for tier in self.tiers:
+            if not isinstance(tier, Tier):
+                raise ConfigurationError(
+                    f"tiers must implement the Tier protocol, got {type(tier).__name__}"
+                )
+        names = [tier.name for tier in self.tiers]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"tier names must be unique, got {names}")
+        self.default_ttl = resolve_ttl(None) if ttl is _INHERIT else check_ttl(ttl)
+        self.namespace = resolve_namespace(namespace)
+        self.codec = Codec(serializer)
+        self.clock = clock
+        self.recorder = recorder if recorder is not None else metrics.recorder
+        self.counts = [self.recorder.register(tier.name) for tier in self.tiers]
+        self.remote = any(tier.stores_bytes for tier in self.tiers)
+
+    def __repr__(self) -> str:
+        return (
+            f"TieredCache(namespace={self.namespace!r}, ttl={self.default_ttl}, "
+            f"tiers={list(self.tiers)})"
+        )
+
+    # ------------------------------------------------------------ keys
+
+    def full_key(self, key: str) -> str:
+        """The key as the tiers store it: ``namespace:key``, shortened if too long."""
+        if not isinstance(key, str):
+            raise TypeError(f"cache keys are str, got {type(key).__name__}")
+        return fit_key(f"{self.namespace}:{key}")
+
+    # ------------------------------------------------------------ failing open
+
+    def _failed(self, index: int, operation: str, exc: Exception) -> None:
+        if isinstance(exc, ConfigurationError):
+            raise exc
+        self.counts[index].errors += 1
+        tier = self.tiers[index]
+        logger.warning(
+            "stratacache tier %s %s failed, carrying on without it: %s: %s",
+            tier.name,
+            operation,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _tier_lifetime(self, tier: Tier, ttl: float | None) -> float | None:
+        return tier.ttl if tier.ttl is not None else ttl
+
+    # ------------------------------------------------------------ lookups
+
+    def _decode(
+        self, index: int, full_key: str, raw: object, now: float
+    ) -> tuple[object, float | None] | None:
+        """Value and expiry of what a tier returned, or ``None`` when unusable."""
+        tier = self.tiers[index]
+        if not tier.stores_bytes:
+            if not index:  # the fastest tier is never promoted from, its expiry is not needed
+                return raw, None
+            left = tier.remaining_ttl(full_key)
+            if left is MISS:
+                return None
+            return raw, None if left is None else now + left
+        try:
+            envelope = self.codec.decode(raw)
+        except SerializationError as exc:
+            self._failed(index, "decode", exc)
+            return None
+        if envelope.expires_at is not None and envelope.expires_at <= now:
+            return None
+        return envelope
+
+    def lookup(self, full_key: str) -> object | Missing:
+        """Find ``full_key`` in the fastest tier that has it and back-fill the faster ones."""
+        now = self.clock()
+        for index, tier in enumerate(self.tiers):
+            counts = self.counts[index]
+            try:
+                raw = tier.get(full_key)
+            except Exception as exc:
+                self._failed(index, "get", exc)
+                continue
+            if raw is MISS:
+                counts.misses += 1
+                continue
+            found = self._decode(index, full_key, raw, now)
+            if found is None:
+                counts.misses += 1
+                continue
+            counts.hits += 1
+            value, expires_at = found
+            if index:
+                self._promote(full_key, index, value, raw, expires_at, now)
+            self.recorder.maybe_publish(self.recorder.clock())
+            return value
+        self.recorder.maybe_publish(self.recorder.clock())
+        return MISS
+
+    def _promote(
+        self,
+        full_key: str,
+        found_in: int,
+        value: object,
+        raw: object,
+        expires_at: float | None,
+        now: float,
+    ) -> None:
+        """Back-fill the tiers faster than ``found_in``, never beyond the entry's expiry."""
+        payload: tuple[int, bytes] | None = None
+        if self.tiers[found_in].stores_bytes:
+            payload = Codec.payload_of(raw)  # type: ignore[arg-type]
+        for index in range(found_in):
+            tier = self.tiers[index]
+            lifetime = _lifetime(expires_at, now, tier.ttl)
+            if lifetime is MISS:
+                return
+            try:
+                if tier.stores_bytes:
+                    if payload is None:
+                        payload = self.codec.payload(value)
+                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
+                else:
+                    tier.set(full_key, value, lifetime)
+            except SerializationError as exc:
+                _warn_unserializable(full_key, exc)
+                return
+            except Exception as exc:
+                self._failed(index, "promote", exc)
+
+    # ------------------------------------------------------------ writes
+
+    def store(self, full_key: str, value: object, ttl: float | None = _INHERIT) -> bool:
+        """Write ``value`` to every tier; return ``False`` when it could not be serialized."""
+        default = self.default_ttl if ttl is _INHERIT else ttl
+        now = self.clock()
+        payload: tuple[int, bytes] | None = None
+        if self.remote:
+            try:
+                payload = self.codec.payload(value)
+            except SerializationError as exc:
+                _warn_unserializable(full_key, exc)
+                return False
+        for index, tier in enumerate(self.tiers):
+            lifetime = self._tier_lifetime(tier, default)
+            try:
+                if tier.stores_bytes:
+                    assert payload is not None
+                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
+                else:
+                    tier.set(full_key, value, lifetime)
+            except Exception as exc:
+                self._failed(index, "set", exc)
+        return True
+
+    def get_or_compute(
+        self,
+        full_key: str,
+        compute: Callable[..., R],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> R:
+        """The decorators' slow path: look up, else compute once and write every tier."""
+        value = self.lookup(full_key)
+        if value is not MISS:
+            return value  # type: ignore[return-value]
+        result = compute(*args, **kwargs)
+        self.store(full_key, result)
+        return result
+
+    async def aget_or_compute(
+        self,
+        full_key: str,
+        compute: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Like :meth:`get_or_compute` for coroutines; network I/O runs in a worker thread."""
+        if self.remote:
+            value = await asyncio.to_thread(self.lookup, full_key)
+        else:
+            value = self.lookup(full_key)
+        if value is not MISS:
+            return value
+        result = await compute(*args, **kwargs)
+        if self.remote:
+            await asyncio.to_thread(self.store, full_key, result)
+        else:
+            self.store(full_key, result)
+        return result
+
+    # ------------------------------------------------------------ imperative API
+
+    def get(self, key: str, default: object = None) -> object:
+        """The cached value of ``key``, or ``default`` when no tier has it."""
+        value = self.lookup(self.full_key(key))
+        return default if value is MISS else value
+
+    def set(self, key: str, value: object, ttl: float | None = _INHERIT) -> None:
+        """Cache ``value`` under ``key`` in every tier (``ttl`` seconds, else the default)."""
+        self.store(self.full_key(key), value, ttl if ttl is _INHERIT else check_ttl(ttl))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, object]:
+        """The cached values of those ``keys`` that some tier has, promoted like :meth:`get`."""
+        wanted = {self.full_key(key): key for key in keys}
+        found: dict[str, object] = {}
+        now = self.clock()
+        missing = list(wanted)
+        for index, tier in enumerate(self.tiers):
+            if not missing:
+                break
+            counts = self.counts[index]
+            try:
+                raws = tier.get_many(missing)
+            except Exception as exc:
+                self._failed(index, "get_many", exc)
+                continue
+            still: list[str] = []
+            for full_key, raw in zip(missing, raws, strict=True):
+                hit = None if raw is MISS else self._decode(index, full_key, raw, now)
+                if hit is None:
+                    counts.misses += 1
+                    still.append(full_key)
+                    continue
+                counts.hits += 1
+                found[wanted[full_key]] = hit[0]
+                if index:
+                    self._promote(full_key, index, hit[0], raw, hit[1], now)
+            missing = still
+        return found
+
+    def set_many(self, items: Mapping[str, object], ttl: float | None = _INHERIT) -> None:
+        """Cache several values at once: one batch call per tier."""
+        default = self.default_ttl if ttl is _INHERIT else check_ttl(ttl)
+        now = self.clock()
+        values = {self.full_key(key): value for key, value in items.items()}
+        payloads: dict[str, tuple[int, bytes]] = {}
+        if self.remote:
+            for full_key, value in list(values.items()):
+                try:
+                    payloads[full_key] = self.codec.payload(value)
+                except SerializationError as exc:
+                    _warn_unserializable(full_key, exc)
+                    del values[full_key]
+        for index, tier in enumerate(self.tiers):
+            lifetime = self._tier_lifetime(tier, default)
+            batch: Mapping[str, object] = values
+            if tier.stores_bytes:
+                expires_at = _expiry(now, lifetime)
+                batch = {k: Codec.wrap(p, expires_at) for k, p in payloads.items()}
+            try:
+                tier.set_many(batch, lifetime)
+            except Exception as exc:
+                self._failed(index, "set_many", exc)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` from every tier; ``True`` when some tier had it."""
+        full_key = self.full_key(key)
+        removed = False
+        for index, tier in enumerate(self.tiers):
+            try:
+                removed = tier.delete(full_key) or removed
+            except Exception as exc:
+                self._failed(index, "delete", exc)
+        return removed
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove several keys from every tier."""
+        full_keys = [self.full_key(key) for key in keys]
+        for index, tier in enumerate(self.tiers):
+            try:
+                tier.delete_many(full_keys)
+            except Exception as exc:
+                self._failed(index, "delete_many", exc)
+
+    def _entries(self, full_key: str) -> Iterable[tuple[int, object, float | None]]:
+        """(tier index, raw, expires_at) of every tier holding a live ``full_key``."""
+        now = self.clock()
+        for index, tier in enumerate(self.tiers):
+            try:
+                raw = tier.get(full_key)
+                if raw is MISS:
+                    continue
+                if tier.stores_bytes:
+                    envelope = self.codec.decode(raw)
+                    expires_at = envelope.expires_at
+                else:
+                    left = tier.remaining_ttl(full_key)
+                    if left is MISS:
+                        continue
+                    expires_at = None if left is None else now + left
+            except Exception as exc:
+                self._failed(index, "read", exc)
+                continue
+            if expires_at is None or expires_at > now:
+                yield index, raw, expires_at
+
+    def has(self, key: str) -> bool:
+        """Whether some tier holds a live entry for ``key`` (no promotion, not counted)."""
+        return next(iter(self._entries(self.full_key(key))), None) is not None
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left for ``key`` in the fastest tier holding it.
+
+        ``None`` when no tier holds it; ``math.inf`` when it never expires.
+        """
+        now = self.clock()
+        for _, _, expires_at in self._entries(self.full_key(key)):
+            return math.inf if expires_at is None else expires_at - now
+        return None
+
+    def expire(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new lifetime in every tier holding it (capped by a tier's own ttl).
+
+        Returns ``True`` when some tier held the key.
+        """
+        ttl = check_ttl(ttl)
+        full_key = self.full_key(key)
+        now = self.clock()
+        touched = False
+        for index, raw, _ in list(self._entries(full_key)):
+            tier = self.tiers[index]
+            lifetime = (
+                _lifetime(None, now, tier.ttl)
+                if ttl is None
+                else _lifetime(now + ttl, now, tier.ttl)
+            )
+            assert lifetime is not MISS
+            try:
+                if tier.stores_bytes:
+                    payload = Codec.payload_of(raw)  # type: ignore[arg-type]
+                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
+                else:
+                    tier.set(full_key, raw, lifetime)
+                touched = True
+            except Exception as exc:
+                self._failed(index, "expire", exc)
+        return touched
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Hits, misses and errors of each tier of this cache since it was made."""
+        out: dict[str, dict[str, int]] = {}
+        for tier, counts in zip(self.tiers, self.counts, strict=True):
+            out[tier.name] = counts.snapshot()
+            if isinstance(tier, Sized):
+                out[tier.name]["size"] = len(tier)
+        return out
+
+    def clear(self) -> None:
+        """Remove every entry of this cache's namespace from every tier."""
+        prefix = f"{self.namespace}:"
+        for index, tier in enumerate(self.tiers):
+            try:
+                tier.clear(prefix)
+            except Exception as exc:
+                self._failed(index, "clear", exc)
+
+    def close(self) -> None:
+        """Release the tiers' connections; they reconnect on next use."""
+        for tier in self.tiers:
+            close = getattr(tier, "close", None)
+            if close is not None:
+                close()
+
+
+def _expiry(now: float, lifetime: float | None) -> float | None:
+    return None if lifetime is None else now + lifetime
+
+
+def _warn_unserializable(full_key: str, exc: SerializationError) -> None:
+    logger.warning("stratacache left %s uncached: %s", full_key, exc)
