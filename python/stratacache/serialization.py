@@ -94,14 +94,25 @@ def _sorted_items(items: Any) -> list[object]:
     return sorted(encoded, key=lambda item: json.dumps(item, sort_keys=True))
 
 
+def _with_fold(value: dt.datetime | dt.time) -> object:
+    # isoformat() drops ``fold`` (which of a repeated wall-clock hour is meant); keep it.
+    return [value.isoformat(), 1] if value.fold else value.isoformat()
+
+
+def _without_fold(kind: type[dt.datetime] | type[dt.time], payload: Any) -> object:
+    if isinstance(payload, list):
+        return kind.fromisoformat(payload[0]).replace(fold=payload[1])
+    return kind.fromisoformat(payload)
+
+
 _ENCODERS: dict[type, Callable[[Any], object]] = {
     tuple: lambda v: {"$tuple": [_encode(item) for item in v]},
     set: lambda v: {"$set": _sorted_items(v)},
     frozenset: lambda v: {"$frozenset": _sorted_items(v)},
     bytes: lambda v: {"$bytes": base64.b64encode(v).decode("ascii")},
-    dt.datetime: lambda v: {"$datetime": v.isoformat()},
+    dt.datetime: lambda v: {"$datetime": _with_fold(v)},
     dt.date: lambda v: {"$date": v.isoformat()},
-    dt.time: lambda v: {"$time": v.isoformat()},
+    dt.time: lambda v: {"$time": _with_fold(v)},
     dt.timedelta: lambda v: {"$timedelta": [v.days, v.seconds, v.microseconds]},
     Decimal: lambda v: {"$decimal": str(v)},
     uuid.UUID: lambda v: {"$uuid": str(v)},
@@ -112,9 +123,9 @@ _DECODERS: dict[str, Callable[[Any], object]] = {
     "$set": set,
     "$frozenset": frozenset,
     "$bytes": lambda v: base64.b64decode(v.encode("ascii"), validate=True),
-    "$datetime": dt.datetime.fromisoformat,
+    "$datetime": lambda v: _without_fold(dt.datetime, v),
     "$date": dt.date.fromisoformat,
-    "$time": dt.time.fromisoformat,
+    "$time": lambda v: _without_fold(dt.time, v),
     "$timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "$decimal": Decimal,
     "$uuid": uuid.UUID,
