@@ -13,6 +13,7 @@ import enum
 import hashlib
 import inspect
 import math
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -101,8 +102,17 @@ def digest(text: str) -> str:
 
 
 def function_id(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function, the part of its keys that tells functions apart."""
-    return f"{fn.__module__}.{fn.__qualname__}"
+    """``module.qualname`` of a function, the part of its keys that tells functions apart.
+
+    A module run with ``python -m pkg.mod`` is ``__main__`` to Python but
+    ``pkg.mod`` here, so it shares keys with the same module imported by name.
+    """
+    module = fn.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is not None and spec.name:
+            module = spec.name
+    return f"{module}.{fn.__qualname__}"
 
 
 def fit_key(key: str) -> str:
