@@ -36,8 +36,20 @@ class CachedFunction(Protocol, Generic[P, R]):
 
     cache: TieredCache
     __wrapped__: Callable[P, R]
+    __name__: str
+    __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> CachedFunction[P, R]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> Callable[..., R]: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Methods work: a cached function defined in a class binds like any function."""
+        ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key of this call in ``.cache`` (``.cache.full_key()`` gives the stored form)."""
