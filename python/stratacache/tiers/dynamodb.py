@@ -139,9 +139,9 @@ class DynamoDBTier:
         return client
 
     def _connect(self) -> DynamoDBClient:
-        import boto3  # type: ignore[import-untyped]
-        from botocore.config import Config  # type: ignore[import-untyped]
-        from botocore.exceptions import NoRegionError  # type: ignore[import-untyped]
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import NoRegionError
 
         config = Config(
             connect_timeout=self.connect_timeout,
