@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from stratacache import (
+    CachedFunction,
     ConfigurationError,
     DynamoDBTier,
     KeyBuildError,
     MemoryTier,
     RedisTier,
+    Tier,
     cached,
     cached_tiered,
 )
@@ -121,7 +122,7 @@ def test_a_bad_ttl_is_refused_at_decoration() -> None:
 
 def test_a_non_callable_key_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="key must be a callable"):
-        cached(key="user_id")  # type: ignore[arg-type]
+        cached(key="user_id")  # type: ignore[call-overload]
 
 
 def test_ignore_naming_an_unknown_argument_is_refused() -> None:
@@ -167,7 +168,7 @@ def test_cached_tiered_writes_every_tier_on_a_full_miss(
 def test_cached_tiered_takes_explicit_tiers(
     redis_client: Any, dynamodb_client: Any, table_name: str, origin: Counter
 ) -> None:
-    tiers = [
+    tiers: list[Tier] = [
         MemoryTier(ttl=5),
         RedisTier(client=redis_client),
         DynamoDBTier(table_name, client=dynamodb_client, ttl=86400),
@@ -179,8 +180,8 @@ def test_cached_tiered_takes_explicit_tiers(
         return f"report {day}"
 
     assert report("mon") == "report mon"
-    tiers[0].clear()
-    tiers[1].clear()
+    tiers[0].clear("")
+    tiers[1].clear("")
     assert report("mon") == "report mon"  # from L3
     assert len(origin.calls) == 1
 
@@ -481,7 +482,7 @@ def test_a_bad_disabled_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    def make(**options: Any) -> Callable[..., Any]:
+    def make(**options: Any) -> CachedFunction[[], int]:
         @cached(**options)
         def f() -> int:
             return 1

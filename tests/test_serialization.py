@@ -24,7 +24,8 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)  # type: ignore[arg-type]
     if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[arg-type]
+        assert isinstance(b, list | tuple)
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         assert isinstance(b, dict)
         if a.keys() != b.keys():
@@ -32,7 +33,7 @@ def same(a: object, b: object) -> bool:
         b_keys = {k: k for k in b}
         return all(same(k, b_keys[k]) and same(v, b[k]) for k, v in a.items())
     if isinstance(a, set | frozenset):
-        return a == b and sorted(map(repr, a)) == sorted(map(repr, b))  # type: ignore[call-overload]
+        return a == b and sorted(map(repr, a)) == sorted(map(repr, b))
     if isinstance(a, dt.datetime | dt.time):
         return repr(a) == repr(b)  # equality ignores fold and the zone's form
     return a == b
