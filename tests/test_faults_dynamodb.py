@@ -18,6 +18,7 @@ from devkit.servers import MotoServer
 
 from stratacache import cached_tiered, publish_metrics
 from stratacache.breaker import OPEN, CircuitBreaker
+from stratacache.errors import ConfigurationError
 from stratacache.tiers import DynamoDBTier, MemoryTier
 
 pytestmark = pytest.mark.slow
@@ -146,3 +147,17 @@ def test_the_default_client_has_short_timeouts_and_no_retries(
     assert (config.connect_timeout, config.read_timeout) == (0.5, 0.5)
     assert config.retries == {"mode": "standard", "total_max_attempts": 1}
     tier.close()
+
+
+def test_timeouts_from_the_environment(
+    endpoint_env: None, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATACACHE_DYNAMODB_TIMEOUT", "0.2")
+    tier = DynamoDBTier(table_name)
+    config: Any = tier.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (0.2, 0.2)
+    assert DynamoDBTier(table_name, read_timeout=1.5).read_timeout == 1.5  # argument wins
+    tier.close()
+    monkeypatch.setenv("STRATACACHE_DYNAMODB_TIMEOUT", "-1")
+    with pytest.raises(ConfigurationError, match="STRATACACHE_DYNAMODB_TIMEOUT must be a pos"):
+        DynamoDBTier(table_name)

@@ -189,3 +189,16 @@ def test_connection_that_dies_on_first_use_is_replaced_once(
         assert tenfold.cache.stats()["L2"] == {"hits": 3, "misses": 1, "errors": 0}
         assert computed[4] == 1
         assert not caplog.records
+
+
+def test_timeouts_from_the_environment(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATACACHE_REDIS_TIMEOUT", "0.4")
+    tier = RedisTier(server.url)
+    assert (tier.socket_timeout, tier.connect_timeout) == (0.4, 0.4)
+    tier.get("k")
+    kwargs = tier.client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.4, 0.4)
+    assert RedisTier(server.url, socket_timeout=0.1).socket_timeout == 0.1  # argument wins
+    tier.close()

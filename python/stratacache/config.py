@@ -24,6 +24,8 @@ ENV_BREAKER_THRESHOLD = "STRATACACHE_BREAKER_THRESHOLD"
 ENV_BREAKER_COOLDOWN = "STRATACACHE_BREAKER_COOLDOWN"
 ENV_REDIS_CLUSTER = "STRATACACHE_REDIS_CLUSTER"
 ENV_REDIS_MAX_VALUE_BYTES = "STRATACACHE_REDIS_MAX_VALUE_BYTES"
+ENV_REDIS_TIMEOUT = "STRATACACHE_REDIS_TIMEOUT"
+ENV_DYNAMODB_TIMEOUT = "STRATACACHE_DYNAMODB_TIMEOUT"
 ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 
 DEFAULT_TTL = 300.0
@@ -154,6 +156,18 @@ def resolve_max_value_bytes(explicit: int | None, env_name: str | None = None) -
     if explicit is not None:
         return check_positive_int(explicit, "max_value_bytes")
     return None if env_name is None else _env_int(env_name)
+
+
+def resolve_timeout(explicit: float | None, setting: str, env_name: str, default: float) -> float:
+    """A network timeout in seconds: the argument, else ``env_name``, else ``default``."""
+    value, name = explicit, setting
+    if value is None:
+        value, name = _env_number(env_name), env_name
+    if value is None:
+        return default
+    checked = check_ttl(value, name)
+    assert checked is not None
+    return checked
 
 
 def resolve_redis_cluster(explicit: bool | None) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, Final, TypeAlias
 
 from stratacache.breaker import CircuitBreaker, make_breaker
 from stratacache.config import (
+    ENV_DYNAMODB_TIMEOUT,
     ENV_KEY_PREFIX,
     ENV_TABLE_KEY_ATTRIBUTE,
     ENV_TABLE_NAME,
@@ -24,6 +25,7 @@ from stratacache.config import (
     check_ttl,
     env_str,
     resolve_max_value_bytes,
+    resolve_timeout,
 )
 from stratacache.errors import ConfigurationError
 from stratacache.keys import MAX_KEY_LENGTH
@@ -34,6 +36,7 @@ DynamoDBClient: TypeAlias = Any
 
 BATCH_GET_LIMIT: Final = 100
 BATCH_WRITE_LIMIT: Final = 25
+DEFAULT_TIMEOUT: Final = 0.5
 ITEM_LIMIT: Final = 400_000
 """DynamoDB's largest item (400 KB), attribute names and values together; taken as decimal
 kilobytes, a little under what DynamoDB accepts, so an item at the limit is never refused."""
@@ -64,8 +67,9 @@ class DynamoDBTier:
         sort_key: ``(attribute, constant)`` for a table with a String sort key.
         ttl_attribute, value_attribute: attribute names (``ttl``, ``v``).
         consistent_read: strongly consistent reads (twice the read cost).
-        connect_timeout, read_timeout, max_attempts: botocore settings of the
-            client built here; short and without retries by default, so one
+        connect_timeout, read_timeout, max_attempts: botocore settings of the client
+            built here (timeouts: ``STRATACACHE_DYNAMODB_TIMEOUT`` or 0.5 s each);
+            short and without retries by default, so one
             cache call waits at most ``connect_timeout + read_timeout``; a
             throttled or failed call is a miss, and the circuit breaker stops
             calling a table that keeps failing.
@@ -95,8 +99,8 @@ class DynamoDBTier:
         value_attribute: str = "v",
         consistent_read: bool = False,
         region_name: str | None = None,
-        connect_timeout: float = 0.5,
-        read_timeout: float = 0.5,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         max_attempts: int = 1,
         max_value_bytes: int | None = None,
         breaker: CircuitBreaker | bool = True,
@@ -133,8 +137,12 @@ class DynamoDBTier:
         self.value_attribute = value_attribute
         self.consistent_read = consistent_read
         self.region_name = region_name
-        self.connect_timeout = check_ttl(connect_timeout, "connect_timeout")
-        self.read_timeout = check_ttl(read_timeout, "read_timeout")
+        self.connect_timeout = resolve_timeout(
+            connect_timeout, "connect_timeout", ENV_DYNAMODB_TIMEOUT, DEFAULT_TIMEOUT
+        )
+        self.read_timeout = resolve_timeout(
+            read_timeout, "read_timeout", ENV_DYNAMODB_TIMEOUT, DEFAULT_TIMEOUT
+        )
         self.max_attempts = check_positive_int(max_attempts, "max_attempts")
         self.clock = clock
         self.breaker = make_breaker(breaker, name)

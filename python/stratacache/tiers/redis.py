@@ -14,11 +14,13 @@ from stratacache.breaker import CircuitBreaker, make_breaker
 from stratacache.config import (
     ENV_KEY_PREFIX,
     ENV_REDIS_MAX_VALUE_BYTES,
+    ENV_REDIS_TIMEOUT,
     ENV_REDIS_URL,
     check_ttl,
     env_str,
     resolve_max_value_bytes,
     resolve_redis_cluster,
+    resolve_timeout,
 )
 from stratacache.errors import ConfigurationError
 from stratacache.tiers.base import MISS, Missing
@@ -41,8 +43,9 @@ class RedisTier:
         client: a ready ``redis.Redis`` or ``RedisCluster``; reused as it is, ``url`` ignored.
         ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
         key_prefix: put before every key (default ``STRATACACHE_KEY_PREFIX`` or none).
-        socket_timeout, connect_timeout: seconds; kept short so a sick server
-            cannot eat a Lambda invocation's time. A timeout is never retried.
+        socket_timeout, connect_timeout: seconds (default ``STRATACACHE_REDIS_TIMEOUT``
+            or 0.25); kept short so a sick server cannot eat a Lambda invocation's
+            time. A timeout is never retried.
         cluster: the URL names one node of a Redis Cluster / ElastiCache cluster-mode
             endpoint (default ``STRATACACHE_REDIS_CLUSTER``); batch operations are
             split by hash slot.
@@ -74,8 +77,8 @@ class RedisTier:
         client: Any | None = None,
         ttl: float | None = None,
         key_prefix: str | None = None,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
         cluster: bool | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -108,8 +111,12 @@ class RedisTier:
         self.name = name
         self.ttl = check_ttl(ttl)
         self.key_prefix = key_prefix if key_prefix is not None else env_str(ENV_KEY_PREFIX) or ""
-        self.socket_timeout = check_ttl(socket_timeout, "socket_timeout")
-        self.connect_timeout = check_ttl(connect_timeout, "connect_timeout")
+        self.socket_timeout = resolve_timeout(
+            socket_timeout, "socket_timeout", ENV_REDIS_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+        )
+        self.connect_timeout = resolve_timeout(
+            connect_timeout, "connect_timeout", ENV_REDIS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT
+        )
         self.cluster = resolve_redis_cluster(cluster)
         self.max_value_bytes = resolve_max_value_bytes(max_value_bytes, ENV_REDIS_MAX_VALUE_BYTES)
         self.breaker = make_breaker(breaker, name)
