@@ -223,3 +223,23 @@ def test_a_poisoned_entry_does_not_count_against_the_tier() -> None:
     assert tier.breaker.state == CLOSED
     assert cache.get("k") == 5  # the poisoned entry was overwritten
     assert cache.stats()["L2"]["errors"] == 1
+
+
+def test_invalidations_reach_a_tier_even_while_its_breaker_is_open() -> None:
+    tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=Clock()))
+    cache = TieredCache([MemoryTier(), tier], recorder=MetricsRecorder(interval=3600))
+    cache.set("k", 1)
+    tier.down = True
+    assert cache.get("k") == 1  # from L1
+    cache.tiers[0].clear("")
+    assert cache.get("k") is None  # L2 fails: the breaker opens
+    assert tier.breaker is not None
+    assert tier.breaker.state == OPEN
+    tier.down = False
+    calls = tier.calls
+    assert cache.delete("k") is True  # attempted, and it worked: the breaker closes
+    cache.delete_many(["a", "b"])
+    cache.clear()
+    assert tier.calls == calls + 3
+    assert tier.breaker.state == CLOSED
+    assert tier.data == {}

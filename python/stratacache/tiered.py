@@ -409,9 +409,9 @@ class TieredCache:
         """Remove ``key`` from every tier; ``True`` when some tier had it."""
         full_key = self.full_key(key)
         removed = False
+        # Deletes go through even while a breaker is open: an invalidation skipped now
+        # would leave a stale entry to be served once the tier is back.
         for index, tier in enumerate(self.tiers):
-            if self._skip(index):
-                continue
             try:
                 removed = tier.delete(full_key) or removed
             except Exception as exc:
@@ -423,9 +423,7 @@ class TieredCache:
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove several keys from every tier."""
         full_keys = [self.full_key(key) for key in keys]
-        for index, tier in enumerate(self.tiers):
-            if self._skip(index):
-                continue
+        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
             try:
                 tier.delete_many(full_keys)
             except Exception as exc:
@@ -562,9 +560,7 @@ class TieredCache:
     def clear(self) -> None:
         """Remove every entry of this cache's namespace from every tier."""
         prefix = f"{self.namespace}:"
-        for index, tier in enumerate(self.tiers):
-            if self._skip(index):
-                continue
+        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
             try:
                 tier.clear(prefix)
             except Exception as exc:
