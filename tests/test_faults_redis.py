@@ -202,3 +202,24 @@ def test_timeouts_from_the_environment(
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.4, 0.4)
     assert RedisTier(server.url, socket_timeout=0.1).socket_timeout == 0.1  # argument wins
     tier.close()
+
+
+def test_async_functions_fail_open_too(server: RedisServer) -> None:
+    import asyncio
+
+    breaker = CircuitBreaker(threshold=2, cooldown=60)
+    tier = RedisTier(server.url, breaker=breaker)
+
+    @cached_tiered(tiers=[tier], ttl=60, namespace="async")
+    async def triple(n: int) -> int:
+        await asyncio.sleep(0)
+        return n * 3
+
+    async def run() -> list[int]:
+        return [await triple(n) for n in range(10)]
+
+    assert asyncio.run(run()) == [n * 3 for n in range(10)]
+    kill_hard(server)
+    assert asyncio.run(run()) == [n * 3 for n in range(10)]
+    assert breaker.state == OPEN
+    assert triple.cache.stats()["L2"]["hits"] == 0
