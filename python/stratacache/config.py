@@ -20,6 +20,12 @@ ENV_TABLE_KEY_ATTRIBUTE = "STRATACACHE_TABLE_KEY_ATTRIBUTE"
 ENV_KEY_PREFIX = "STRATACACHE_KEY_PREFIX"
 ENV_METRICS_INTERVAL = "STRATACACHE_METRICS_INTERVAL"
 ENV_SIGNING_KEY = "STRATACACHE_SIGNING_KEY"
+ENV_BREAKER_THRESHOLD = "STRATACACHE_BREAKER_THRESHOLD"
+ENV_BREAKER_COOLDOWN = "STRATACACHE_BREAKER_COOLDOWN"
+ENV_REDIS_CLUSTER = "STRATACACHE_REDIS_CLUSTER"
+ENV_REDIS_MAX_VALUE_BYTES = "STRATACACHE_REDIS_MAX_VALUE_BYTES"
+ENV_REDIS_TIMEOUT = "STRATACACHE_REDIS_TIMEOUT"
+ENV_DYNAMODB_TIMEOUT = "STRATACACHE_DYNAMODB_TIMEOUT"
 ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 
 DEFAULT_TTL = 300.0
@@ -27,6 +33,8 @@ DEFAULT_NAMESPACE = "stratacache"
 DEFAULT_L1_MAXSIZE = 1024
 DEFAULT_METRICS_INTERVAL = 60.0
 DEFAULT_METRICS_NAMESPACE = "stratacache"
+DEFAULT_BREAKER_THRESHOLD = 5
+DEFAULT_BREAKER_COOLDOWN = 5.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -110,6 +118,63 @@ def resolve_l1_maxsize(explicit: int | None) -> int:
     except ValueError:
         raise ConfigurationError(f"{ENV_L1_MAXSIZE} must be a whole number, got {raw!r}") from None
     return check_positive_int(value, ENV_L1_MAXSIZE)
+
+
+def _env_int(name: str) -> int | None:
+    raw = env_str(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    return check_positive_int(value, name)
+
+
+def resolve_breaker_threshold(explicit: int | None) -> int:
+    """Failures in a row that open a tier's circuit breaker (``STRATACACHE_BREAKER_THRESHOLD``)."""
+    if explicit is not None:
+        return check_positive_int(explicit, "threshold")
+    from_env = _env_int(ENV_BREAKER_THRESHOLD)
+    return DEFAULT_BREAKER_THRESHOLD if from_env is None else from_env
+
+
+def resolve_breaker_cooldown(explicit: float | None) -> float:
+    """Seconds an open breaker skips its tier (``STRATACACHE_BREAKER_COOLDOWN``, default 5)."""
+    setting, value = "cooldown", explicit
+    if value is None:
+        setting, value = ENV_BREAKER_COOLDOWN, _env_number(ENV_BREAKER_COOLDOWN)
+    if value is None:
+        return DEFAULT_BREAKER_COOLDOWN
+    checked = check_ttl(value, setting)
+    assert checked is not None
+    return checked
+
+
+def resolve_max_value_bytes(explicit: int | None, env_name: str | None = None) -> int | None:
+    """A tier's largest storable value in bytes: the argument, else ``env_name``, else no limit."""
+    if explicit is not None:
+        return check_positive_int(explicit, "max_value_bytes")
+    return None if env_name is None else _env_int(env_name)
+
+
+def resolve_timeout(explicit: float | None, setting: str, env_name: str, default: float) -> float:
+    """A network timeout in seconds: the argument, else ``env_name``, else ``default``."""
+    value, name = explicit, setting
+    if value is None:
+        value, name = _env_number(env_name), env_name
+    if value is None:
+        return default
+    checked = check_ttl(value, name)
+    assert checked is not None
+    return checked
+
+
+def resolve_redis_cluster(explicit: bool | None) -> bool:
+    """Whether the Redis URL names a cluster: the argument, else ``STRATACACHE_REDIS_CLUSTER``."""
+    if explicit is not None:
+        return bool(explicit)
+    return env_flag(ENV_REDIS_CLUSTER)
 
 
 def resolve_metrics_interval() -> float:

@@ -36,6 +36,8 @@ from stratacache.errors import ConfigurationError, SerializationError
 FORMAT_VERSION: Final = 1
 _MAGIC: Final = b"SC"
 _HEADER = struct.Struct(">2sBBQ")
+HEADER_SIZE: Final = _HEADER.size
+"""Bytes the envelope adds in front of every payload."""
 _COMPRESSED: Final = 0x10
 _SERIALIZER_MASK: Final = 0x0F
 COMPRESS_MIN_BYTES: Final = 1024

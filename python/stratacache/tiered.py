@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any, Final, TypeVar
 
 from stratacache import metrics
+from stratacache.breaker import CircuitBreaker
 from stratacache.config import check_ttl, resolve_namespace, resolve_ttl
 from stratacache.errors import ConfigurationError, SerializationError
 from stratacache.keys import fit_key
-from stratacache.serialization import Codec, Serializer
+from stratacache.serialization import HEADER_SIZE, Codec, Serializer
 from stratacache.tiers.base import MISS, Missing, Tier
 
 logger = logging.getLogger("stratacache")
@@ -26,6 +29,7 @@ logger = logging.getLogger("stratacache")
 R = TypeVar("R")
 
 _INHERIT: Final[Any] = object()
+_CREDENTIALS = re.compile(r"(?i)(\w+://)[^/@\s]*@")
 
 
 def _lifetime(expires_at: float | None, now: float, cap: float | None) -> float | None | Missing:
@@ -83,6 +87,17 @@ class TieredCache:
         self.recorder = recorder if recorder is not None else metrics.recorder
         self.counts = [self.recorder.register(tier.name) for tier in self.tiers]
         self.remote = any(tier.stores_bytes for tier in self.tiers)
+        # Optional tier attributes: a shared circuit breaker, a largest storable value.
+        self.breakers: tuple[CircuitBreaker | None, ...] = tuple(
+            getattr(tier, "breaker", None) for tier in self.tiers
+        )
+        for tier, breaker in zip(self.tiers, self.breakers, strict=True):
+            if breaker is not None and not breaker.name:
+                breaker.name = tier.name  # for its log lines
+        self.limits: tuple[int | None, ...] = tuple(
+            getattr(tier, "max_value_bytes", None) for tier in self.tiers
+        )
+        self.measure = any(limit is not None for limit in self.limits)
 
     def __repr__(self) -> str:
         return (
@@ -110,8 +125,42 @@ class TieredCache:
             tier.name,
             operation,
             type(exc).__name__,
-            exc,
+            _redact(exc),
         )
+        breaker = self.breakers[index]
+        if breaker is not None and not isinstance(exc, SerializationError):
+            breaker.failure()  # a bad entry says nothing about the tier's health
+
+    def _skip(self, index: int, write: bool = False) -> bool:
+        """Whether tier ``index``'s breaker says skip it now (counted as an error, no wait)."""
+        breaker = self.breakers[index]
+        if breaker is None or breaker.allow(write):
+            return False
+        self.counts[index].errors += 1
+        return True
+
+    def _ok(self, index: int) -> None:
+        breaker = self.breakers[index]
+        if breaker is not None:
+            breaker.success()
+
+    def _too_big(self, index: int, full_key: str, payload: tuple[int, bytes]) -> bool:
+        """Whether the enveloped ``payload`` exceeds tier ``index``'s limit (counted, logged)."""
+        limit = self.limits[index]
+        if limit is None:
+            return False
+        size = HEADER_SIZE + len(payload[1])
+        if size <= limit:
+            return False
+        self.counts[index].errors += 1
+        logger.warning(
+            "stratacache tier %s skipped %s: %d bytes exceed its limit of %d",
+            self.tiers[index].name,
+            full_key,
+            size,
+            limit,
+        )
+        return True
 
     def _tier_lifetime(self, tier: Tier, ttl: float | None) -> float | None:
         return tier.ttl if tier.ttl is not None else ttl
@@ -144,11 +193,17 @@ class TieredCache:
         now = self.clock()
         for index, tier in enumerate(self.tiers):
             counts = self.counts[index]
+            breaker = self.breakers[index]
+            if breaker is not None and not breaker.allow():
+                counts.errors += 1
+                continue
             try:
                 raw = tier.get(full_key)
             except Exception as exc:
                 self._failed(index, "get", exc)
                 continue
+            if breaker is not None:
+                breaker.success()
             if raw is MISS:
                 counts.misses += 1
                 continue
@@ -183,10 +238,15 @@ class TieredCache:
             lifetime = _lifetime(expires_at, now, tier.ttl)
             if lifetime is MISS:
                 return
+            if self._skip(index, write=True):
+                continue
             try:
+                if payload is None and (tier.stores_bytes or self.limits[index] is not None):
+                    payload = self.codec.payload(value)
+                if payload is not None and self._too_big(index, full_key, payload):
+                    continue
                 if tier.stores_bytes:
-                    if payload is None:
-                        payload = self.codec.payload(value)
+                    assert payload is not None
                     tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
                 else:
                     tier.set(full_key, value, lifetime)
@@ -195,6 +255,8 @@ class TieredCache:
                 return
             except Exception as exc:
                 self._failed(index, "promote", exc)
+            else:
+                self._ok(index)
 
     # ------------------------------------------------------------ writes
 
@@ -203,14 +265,20 @@ class TieredCache:
         default = self.default_ttl if ttl is _INHERIT else ttl
         now = self.clock()
         payload: tuple[int, bytes] | None = None
-        if self.remote:
+        if self.remote or self.measure:
             try:
                 payload = self.codec.payload(value)
             except SerializationError as exc:
-                _warn_unserializable(full_key, exc)
-                return False
+                if self.remote:
+                    _warn_unserializable(full_key, exc)
+                    return False
+                # memory-only: the value needs no bytes, so no size can be held against it
         for index, tier in enumerate(self.tiers):
             lifetime = self._tier_lifetime(tier, default)
+            if self._skip(index, write=True):
+                continue
+            if payload is not None and self._too_big(index, full_key, payload):
+                continue
             try:
                 if tier.stores_bytes:
                     assert payload is not None
@@ -219,6 +287,8 @@ class TieredCache:
                     tier.set(full_key, value, lifetime)
             except Exception as exc:
                 self._failed(index, "set", exc)
+            else:
+                self._ok(index)
         return True
 
     def get_or_compute(
@@ -278,11 +348,14 @@ class TieredCache:
             if not missing:
                 break
             counts = self.counts[index]
+            if self._skip(index):
+                continue
             try:
                 raws = tier.get_many(missing)
             except Exception as exc:
                 self._failed(index, "get_many", exc)
                 continue
+            self._ok(index)
             still: list[str] = []
             for full_key, raw in zip(missing, raws, strict=True):
                 hit = None if raw is MISS else self._decode(index, full_key, raw, now)
@@ -303,50 +376,70 @@ class TieredCache:
         now = self.clock()
         values = {self.full_key(key): value for key, value in items.items()}
         payloads: dict[str, tuple[int, bytes]] = {}
-        if self.remote:
+        if self.remote or self.measure:
             for full_key, value in list(values.items()):
                 try:
                     payloads[full_key] = self.codec.payload(value)
                 except SerializationError as exc:
-                    _warn_unserializable(full_key, exc)
-                    del values[full_key]
+                    if self.remote:
+                        _warn_unserializable(full_key, exc)
+                        del values[full_key]
         for index, tier in enumerate(self.tiers):
             lifetime = self._tier_lifetime(tier, default)
+            if self._skip(index, write=True):
+                continue
             batch: Mapping[str, object] = values
             if tier.stores_bytes:
                 expires_at = _expiry(now, lifetime)
                 batch = {k: Codec.wrap(p, expires_at) for k, p in payloads.items()}
+            if self.limits[index] is not None:
+                batch = {
+                    k: v
+                    for k, v in batch.items()
+                    if k not in payloads or not self._too_big(index, k, payloads[k])
+                }
             try:
                 tier.set_many(batch, lifetime)
             except Exception as exc:
                 self._failed(index, "set_many", exc)
+            else:
+                self._ok(index)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from every tier; ``True`` when some tier had it."""
         full_key = self.full_key(key)
         removed = False
+        # Deletes go through even while a breaker is open: an invalidation skipped now
+        # would leave a stale entry to be served once the tier is back.
         for index, tier in enumerate(self.tiers):
             try:
                 removed = tier.delete(full_key) or removed
             except Exception as exc:
                 self._failed(index, "delete", exc)
+            else:
+                self._ok(index)
         return removed
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove several keys from every tier."""
         full_keys = [self.full_key(key) for key in keys]
-        for index, tier in enumerate(self.tiers):
+        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
             try:
                 tier.delete_many(full_keys)
             except Exception as exc:
                 self._failed(index, "delete_many", exc)
+            else:
+                self._ok(index)
 
     def _entries(self, full_key: str) -> Iterable[tuple[int, object, float | None]]:
         """(tier index, raw, expires_at) of every tier holding a live ``full_key``."""
         now = self.clock()
         for index, tier in enumerate(self.tiers):
+            if self._skip(index):
+                continue
             try:
                 raw = tier.get(full_key)
+                self._ok(index)
                 if raw is MISS:
                     continue
                 if tier.stores_bytes:
@@ -394,6 +487,8 @@ class TieredCache:
                 else _lifetime(now + ttl, now, tier.ttl)
             )
             assert lifetime is not MISS
+            if self._skip(index, write=True):
+                continue
             try:
                 if tier.stores_bytes:
                     payload = Codec.payload_of(raw)  # type: ignore[arg-type]
@@ -403,6 +498,8 @@ class TieredCache:
                 touched = True
             except Exception as exc:
                 self._failed(index, "expire", exc)
+            else:
+                self._ok(index)
         return touched
 
     def stats(self) -> dict[str, dict[str, int]]:
@@ -414,14 +511,62 @@ class TieredCache:
                 out[tier.name]["size"] = len(tier)
         return out
 
+    def health_check(self, probe_ttl: float = 60.0) -> dict[str, dict[str, Any]]:
+        """Write, read back, verify and delete a probe key in every tier; report each tier.
+
+        Probes are sent even to a tier whose breaker is open, are not counted in
+        the metrics, and feed the tier's breaker (a tier that answers closes it).
+
+        Returns:
+            ``{tier name: {"status": "ok" | "error", "latency_ms": float,
+            "error": str | None, "breaker": "closed" | "open" | "half-open" | None}}``
+
+        Example:
+            >>> TieredCache([MemoryTier()]).health_check()["L1"]["status"]
+            'ok'
+        """
+        probe_key = self.full_key(f"__health__:{uuid.uuid4().hex}")
+        token = uuid.uuid4().hex
+        report: dict[str, dict[str, Any]] = {}
+        for index, tier in enumerate(self.tiers):
+            error: str | None = None
+            started = time.perf_counter()
+            try:
+                stored = self.codec.encode(token, self.clock() + probe_ttl)
+                tier.set(probe_key, stored if tier.stores_bytes else token, probe_ttl)
+                raw = tier.get(probe_key)
+                if raw is MISS:
+                    error = "the probe key written was not found"
+                elif (self.codec.decode(raw).value if tier.stores_bytes else raw) != token:
+                    error = "the probe key read back another value"
+                tier.delete(probe_key)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {_redact(exc)}"
+            latency_ms = (time.perf_counter() - started) * 1000
+            breaker = self.breakers[index]
+            if breaker is not None:
+                if error is None:
+                    breaker.success()
+                else:
+                    breaker.failure()
+            report[tier.name] = {
+                "status": "ok" if error is None else "error",
+                "latency_ms": round(latency_ms, 3),
+                "error": error,
+                "breaker": None if breaker is None else breaker.state,
+            }
+        return report
+
     def clear(self) -> None:
         """Remove every entry of this cache's namespace from every tier."""
         prefix = f"{self.namespace}:"
-        for index, tier in enumerate(self.tiers):
+        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
             try:
                 tier.clear(prefix)
             except Exception as exc:
                 self._failed(index, "clear", exc)
+            else:
+                self._ok(index)
 
     def close(self) -> None:
         """Release the tiers' connections; they reconnect on next use."""
@@ -429,6 +574,11 @@ class TieredCache:
             close = getattr(tier, "close", None)
             if close is not None:
                 close()
+
+
+def _redact(exc: BaseException) -> str:
+    """An exception's message with any ``scheme://user:password@`` credentials masked."""
+    return _CREDENTIALS.sub(r"\1***@", str(exc))
 
 
 def _expiry(now: float, lifetime: float | None) -> float | None:

@@ -15,15 +15,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
+from stratacache.breaker import CircuitBreaker, make_breaker
 from stratacache.config import (
+    ENV_DYNAMODB_TIMEOUT,
     ENV_KEY_PREFIX,
     ENV_TABLE_KEY_ATTRIBUTE,
     ENV_TABLE_NAME,
     check_positive_int,
     check_ttl,
     env_str,
+    resolve_max_value_bytes,
+    resolve_timeout,
 )
 from stratacache.errors import ConfigurationError
+from stratacache.keys import MAX_KEY_LENGTH
 from stratacache.tiers.base import MISS, Missing
 
 DynamoDBClient: TypeAlias = Any
@@ -31,6 +36,12 @@ DynamoDBClient: TypeAlias = Any
 
 BATCH_GET_LIMIT: Final = 100
 BATCH_WRITE_LIMIT: Final = 25
+DEFAULT_TIMEOUT: Final = 0.5
+ITEM_LIMIT: Final = 400_000
+"""DynamoDB's largest item (400 KB), attribute names and values together; taken as decimal
+kilobytes, a little under what DynamoDB accepts, so an item at the limit is never refused."""
+_NUMBER_SIZE: Final = 21  # the most a DynamoDB number attribute can take
+_BATCH_ATTEMPTS: Final = 4  # unprocessed items are retried for 20+40+80 ms, then given up
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
@@ -56,8 +67,16 @@ class DynamoDBTier:
         sort_key: ``(attribute, constant)`` for a table with a String sort key.
         ttl_attribute, value_attribute: attribute names (``ttl``, ``v``).
         consistent_read: strongly consistent reads (twice the read cost).
-        connect_timeout, read_timeout, max_attempts: botocore settings of the
-            client built here; short, so one cache call cannot eat the invocation.
+        connect_timeout, read_timeout, max_attempts: botocore settings of the client
+            built here (timeouts: ``STRATACACHE_DYNAMODB_TIMEOUT`` or 0.5 s each);
+            short and without retries by default, so one
+            cache call waits at most ``connect_timeout + read_timeout``; a
+            throttled or failed call is a miss, and the circuit breaker stops
+            calling a table that keeps failing.
+        max_value_bytes: larger envelopes are not stored here (counted as an
+            error, logged); at most what fits DynamoDB's 400 KB item limit.
+        breaker: ``True`` for a circuit breaker with the environment's settings,
+            ``False`` for none, or a :class:`~stratacache.breaker.CircuitBreaker`.
         name: the metric dimension value.
         clock: wall clock in epoch seconds; inject a fake one in tests.
 
@@ -80,9 +99,11 @@ class DynamoDBTier:
         value_attribute: str = "v",
         consistent_read: bool = False,
         region_name: str | None = None,
-        connect_timeout: float = 0.5,
-        read_timeout: float = 1.0,
-        max_attempts: int = 2,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_attempts: int = 1,
+        max_value_bytes: int | None = None,
+        breaker: CircuitBreaker | bool = True,
         name: str = "L3",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -116,10 +137,27 @@ class DynamoDBTier:
         self.value_attribute = value_attribute
         self.consistent_read = consistent_read
         self.region_name = region_name
-        self.connect_timeout = check_ttl(connect_timeout, "connect_timeout")
-        self.read_timeout = check_ttl(read_timeout, "read_timeout")
+        self.connect_timeout = resolve_timeout(
+            connect_timeout, "connect_timeout", ENV_DYNAMODB_TIMEOUT, DEFAULT_TIMEOUT
+        )
+        self.read_timeout = resolve_timeout(
+            read_timeout, "read_timeout", ENV_DYNAMODB_TIMEOUT, DEFAULT_TIMEOUT
+        )
         self.max_attempts = check_positive_int(max_attempts, "max_attempts")
         self.clock = clock
+        self.breaker = make_breaker(breaker, name)
+        # Room left in an item for the envelope once the longest key and the other
+        # attributes are counted, so a value under the limit is never refused by DynamoDB.
+        overhead = (
+            sum(len(attribute.encode()) for attribute in attributes.values())
+            + len(self.key_prefix.encode())
+            + MAX_KEY_LENGTH
+            + _NUMBER_SIZE
+            + (len(sort_key[1].encode()) if sort_key is not None else 0)
+        )
+        room = ITEM_LIMIT - overhead
+        limit = resolve_max_value_bytes(max_value_bytes)
+        self.max_value_bytes = room if limit is None else min(limit, room)
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
@@ -271,7 +309,7 @@ class DynamoDBTier:
     ) -> Iterator[dict[str, Any]]:
         """Call a batch API and retry what DynamoDB left unprocessed, with backoff."""
         delay = 0.02
-        for _attempt in range(8):
+        for _attempt in range(_BATCH_ATTEMPTS):
             response: dict[str, Any] = call(RequestItems=request)
             yield response
             request = response.get(unprocessed) or {}

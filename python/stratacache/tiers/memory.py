@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cachetools import LRUCache
 
-from stratacache.config import check_ttl, resolve_l1_maxsize
+from stratacache.config import check_ttl, resolve_l1_maxsize, resolve_max_value_bytes
 from stratacache.tiers.base import MISS, Missing
 
 
@@ -25,6 +25,8 @@ class MemoryTier:
         ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
         name: the metric dimension value.
         timer: clock in seconds; inject a fake one in tests.
+        max_value_bytes: values whose serialized form is larger are not kept here
+            (counted as an error, logged); the slower tiers still get them.
 
     Example:
         >>> tier = MemoryTier(maxsize=100, ttl=30)
@@ -42,11 +44,13 @@ class MemoryTier:
         *,
         name: str = "L1",
         timer: Callable[[], float] = time.monotonic,
+        max_value_bytes: int | None = None,
     ) -> None:
         self.name = name
         self.ttl = check_ttl(ttl)
         self.maxsize = resolve_l1_maxsize(maxsize)
         self.timer = timer
+        self.max_value_bytes = resolve_max_value_bytes(max_value_bytes)
         # (value, expires_at on ``timer``'s scale); math.inf when it never expires.
         self.data: LRUCache[str, tuple[object, float]] = LRUCache(self.maxsize)
         # cachetools caches are not thread-safe; the lock guards writes and LRU moves.

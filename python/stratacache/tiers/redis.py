@@ -8,14 +8,22 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stratacache.config import ENV_KEY_PREFIX, ENV_REDIS_URL, check_ttl, env_str
+from stratacache.breaker import CircuitBreaker, make_breaker
+from stratacache.config import (
+    ENV_KEY_PREFIX,
+    ENV_REDIS_MAX_VALUE_BYTES,
+    ENV_REDIS_TIMEOUT,
+    ENV_REDIS_URL,
+    check_ttl,
+    env_str,
+    resolve_max_value_bytes,
+    resolve_redis_cluster,
+    resolve_timeout,
+)
 from stratacache.errors import ConfigurationError
 from stratacache.tiers.base import MISS, Missing
-
-if TYPE_CHECKING:
-    import redis
 
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
@@ -30,13 +38,31 @@ class RedisTier:
     """A Redis-compatible tier that stores envelopes under ``key_prefix + key``.
 
     Args:
-        url: ``redis://`` or ``rediss://`` URL (default ``STRATACACHE_REDIS_URL``).
-        client: a ready ``redis.Redis``; reused as it is, ``url`` is then ignored.
+        url: ``redis://`` or ``rediss://`` (TLS) URL, ``redis://user:password@host:port/0``
+            for ACL users (default ``STRATACACHE_REDIS_URL``).
+        client: a ready ``redis.Redis`` or ``RedisCluster``; reused as it is, ``url`` ignored.
         ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
         key_prefix: put before every key (default ``STRATACACHE_KEY_PREFIX`` or none).
-        socket_timeout, connect_timeout: seconds; kept short so a sick server
-            cannot eat a Lambda invocation's time.
+        socket_timeout, connect_timeout: seconds (default ``STRATACACHE_REDIS_TIMEOUT``
+            or 0.25); kept short so a sick server cannot eat a Lambda invocation's
+            time. A timeout is never retried.
+        cluster: the URL names one node of a Redis Cluster / ElastiCache cluster-mode
+            endpoint (default ``STRATACACHE_REDIS_CLUSTER``); batch operations are
+            split by hash slot.
+        username, password: ACL credentials, instead of putting them in the URL.
+        credential_provider: supplies credentials at every (re)connection, e.g.
+            :class:`stratacache.iam.ElastiCacheIAMProvider` for IAM auth tokens; an
+            object with ``get_credentials() -> (username, password)``.
+        ssl_ca_certs: CA bundle that verifies a ``rediss://`` server's certificate.
+        client_options: further keyword arguments for the redis-py client.
+        max_value_bytes: larger envelopes are not stored here (counted as an error,
+            logged); default ``STRATACACHE_REDIS_MAX_VALUE_BYTES`` or no limit.
+        breaker: ``True`` for a circuit breaker with the environment's settings,
+            ``False`` for none, or a :class:`~stratacache.breaker.CircuitBreaker`.
         name: the metric dimension value.
+
+    A connection the server closed (idle timeout, failover, a Lambda environment
+    thawed after minutes) is replaced and the command sent again, once.
 
     Example:
         >>> tier = RedisTier("redis://localhost:6379/0", ttl=600)  # connects on first use
@@ -48,26 +74,61 @@ class RedisTier:
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
+        client: Any | None = None,
         ttl: float | None = None,
         key_prefix: str | None = None,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        cluster: bool | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        credential_provider: Any | None = None,
+        ssl_ca_certs: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        max_value_bytes: int | None = None,
+        breaker: CircuitBreaker | bool = True,
         name: str = "L2",
     ) -> None:
         self.url = url if url is not None else env_str(ENV_REDIS_URL)
         if client is None and not self.url:
             raise ConfigurationError(f"RedisTier needs url=... or {ENV_REDIS_URL}")
         if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
+            # Only the scheme is shown: the rest of a URL may hold a password.
+            scheme = self.url.split("://")[0] + "://..." if "://" in self.url else "no scheme"
             raise ConfigurationError(
-                f"RedisTier url must start with redis://, rediss:// or unix://, got "
-                f"{self.url.split('://')[0]!r}://..."
+                f"RedisTier url must start with redis://, rediss:// or unix://, got {scheme!r}"
             )
+        if credential_provider is not None:
+            if not callable(getattr(credential_provider, "get_credentials", None)):
+                raise ConfigurationError(
+                    "credential_provider must have a get_credentials() method returning "
+                    f"(username, password), got {type(credential_provider).__name__}"
+                )
+            if username is not None or password is not None or _has_password(self.url):
+                raise ConfigurationError(
+                    "credential_provider replaces username/password: pass one or the other"
+                )
         self.name = name
         self.ttl = check_ttl(ttl)
         self.key_prefix = key_prefix if key_prefix is not None else env_str(ENV_KEY_PREFIX) or ""
-        self.socket_timeout = check_ttl(socket_timeout, "socket_timeout")
-        self.connect_timeout = check_ttl(connect_timeout, "connect_timeout")
+        self.socket_timeout = resolve_timeout(
+            socket_timeout, "socket_timeout", ENV_REDIS_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+        )
+        self.connect_timeout = resolve_timeout(
+            connect_timeout, "connect_timeout", ENV_REDIS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT
+        )
+        self.cluster = resolve_redis_cluster(cluster)
+        self.max_value_bytes = resolve_max_value_bytes(max_value_bytes, ENV_REDIS_MAX_VALUE_BYTES)
+        self.breaker = make_breaker(breaker, name)
+        self._options: dict[str, Any] = dict(client_options or {})
+        if username is not None:
+            self._options["username"] = username
+        if password is not None:
+            self._options["password"] = password
+        if credential_provider is not None:
+            self._options["credential_provider"] = credential_provider
+        if ssl_ca_certs is not None:
+            self._options["ssl_ca_certs"] = ssl_ca_certs
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
@@ -75,10 +136,11 @@ class RedisTier:
     def __repr__(self) -> str:
         # The URL may carry a password: show only where it points.
         where = self.url.rsplit("@", 1)[-1] if self.url else "client"
-        return f"RedisTier(name={self.name!r}, at={where!r}, ttl={self.ttl})"
+        kind = ", cluster" if self.cluster else ""
+        return f"RedisTier(name={self.name!r}, at={where!r}{kind}, ttl={self.ttl})"
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:
         """The Redis client, built on first use and kept for the environment's life."""
         client = self._client
         if client is None:
@@ -88,16 +150,24 @@ class RedisTier:
                 client = self._client
         return client
 
-    def _connect(self) -> redis.Redis:
+    def _connect(self) -> Any:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         assert self.url is not None
-        return redis.Redis.from_url(
-            self.url,
-            socket_timeout=self.socket_timeout,
-            socket_connect_timeout=self.connect_timeout,
-            health_check_interval=30,
-        )
+        # One immediate retry, on a connection error only: it replaces a connection the
+        # server closed while the environment was frozen. A timeout is not retried, so
+        # a hung server costs at most one socket_timeout per command.
+        retry = Retry(NoBackoff(), 1, (redis.ConnectionError,))
+        options = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            **self._options,
+        }
+        if self.cluster:
+            return _cluster_class().from_url(self.url, retry=retry, **options)
+        return redis.Redis.from_url(self.url, retry=retry, health_check_interval=30, **options)
 
     def get(self, key: str) -> object | Missing:
         value = self.client.get(self.key_prefix + key)
@@ -106,11 +176,13 @@ class RedisTier:
     def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
         if not keys:
             return []
-        values = self.client.mget([self.key_prefix + key for key in keys])
+        names = [self.key_prefix + key for key in keys]
+        # A cluster's MGET must stay within one hash slot; mget_nonatomic splits by slot.
+        values = self.client.mget_nonatomic(names) if self.cluster else self.client.mget(names)
         return [MISS if value is None else value for value in values]
 
     def set(self, key: str, value: object, ttl: float | None) -> None:
-        self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))  # type: ignore[arg-type]
+        self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))
 
     def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
         if not items:
@@ -118,7 +190,7 @@ class RedisTier:
         px = None if ttl is None else _millis(ttl)
         pipe = self.client.pipeline(transaction=False)
         for key, value in items.items():
-            pipe.set(self.key_prefix + key, value, px=px)  # type: ignore[arg-type]
+            pipe.set(self.key_prefix + key, value, px=px)
         pipe.execute()
 
     def delete(self, key: str) -> bool:
@@ -155,6 +227,24 @@ class RedisTier:
             if self._owns_client and self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _has_password(url: str | None) -> bool:
+    if not url or "://" not in url:
+        return False
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    return "@" in authority and ":" in authority.rsplit("@", 1)[0]
+
+
+def _cluster_class() -> Any:
+    """``RedisCluster`` that retries a connection error once but never a timeout."""
+    from redis.cluster import RedisCluster
+    from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError
+
+    class _Cluster(RedisCluster):
+        ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+
+    return _Cluster
 
 
 def _glob_escape(text: str) -> str:
