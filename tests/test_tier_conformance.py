@@ -43,7 +43,7 @@ def subject(request: pytest.FixtureRequest) -> Subject:
         client = request.getfixturevalue("redis_client")
         return Subject(RedisTier(client=client), time.sleep)
     client = request.getfixturevalue("dynamodb_client")
-    clock = FakeClock(time.time())
+    clock = FakeClock(float(int(time.time())))  # whole seconds, as DynamoDB rounds ttl
     table = request.getfixturevalue("table_name")
     return Subject(DynamoDBTier(table, client=client, clock=clock), clock.advance)
 

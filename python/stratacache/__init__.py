@@ -18,6 +18,7 @@ Importing this package imports neither boto3, botocore nor redis.
 
 from __future__ import annotations
 
+from stratacache.breaker import CircuitBreaker
 from stratacache.decorators import CachedFunction, cached, cached_tiered
 from stratacache.errors import (
     ConfigurationError,
@@ -25,6 +26,7 @@ from stratacache.errors import (
     SerializationError,
     StratacacheError,
 )
+from stratacache.iam import ElastiCacheIAMProvider
 from stratacache.metrics import log_cache_metrics, publish_metrics
 from stratacache.serialization import JsonSerializer, PickleSerializer, Serializer
 from stratacache.tiered import TieredCache
@@ -35,8 +37,10 @@ __version__ = "0.1.0"
 __all__ = [
     "MISS",
     "CachedFunction",
+    "CircuitBreaker",
     "ConfigurationError",
     "DynamoDBTier",
+    "ElastiCacheIAMProvider",
     "JsonSerializer",
     "KeyBuildError",
     "MemoryTier",
