@@ -1,0 +1,28 @@
+"""`make demo` tells its story: origin, L1, L2 in a new environment, L3 after a flush."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def test_the_demo_answers_from_every_tier_and_promotes() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "devkit.demo", "--json"],
+        env={**os.environ, "QUOTE_ORIGIN_DELAY": "0.01"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rows: list[dict[str, Any]] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [row["tier"] for row in rows] == ["origin", "L1", "L1", "L2", "L1", "L3", "L1"]
+    assert len({row["price"] for row in rows}) == 1
+    # The L3 hit was promoted: L2 holds the key again, with at most the entry's remaining life.
+    assert 0 < rows[5]["redis_pttl_ms"] <= 300_000
+    hits_by_tier = {doc["tier"]: doc["CacheHit"] for doc in rows[5]["emf"] if "tier" in doc}
+    assert hits_by_tier == {"L1": [0.0], "L2": [0.0], "L3": [1.0]}
+    assert any("QuoteServed" in doc for doc in rows[0]["emf"])
