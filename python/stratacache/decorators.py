@@ -8,7 +8,6 @@ remembered.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -135,6 +134,8 @@ def _bind(
             return await cache.aget_or_compute(full, fn, args, kwargs)
 
         async def async_refresh(*args: Any, **kwargs: Any) -> Any:
+            import asyncio  # loaded by the running event loop; kept off import stratacache
+
             result = await fn(*args, **kwargs)
             full = key_of(args, kwargs)
             if cache.remote:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from stratacache.config import check_ttl, env_str
 from stratacache.errors import ConfigurationError
@@ -124,7 +123,7 @@ class ElastiCacheIAMProvider:
             query["ResourceType"] = "ServerlessCache"
         request = {
             "method": "GET",
-            "url": f"https://{self.cache_name}/?{urlencode(query)}",
+            "url": f"https://{self.cache_name}/?{_urlencode(query)}",
             "body": {},
             "headers": {},
             "context": {},
@@ -136,3 +135,9 @@ class ElastiCacheIAMProvider:
             region_name=self.region,
         )
         return signed.removeprefix("https://")
+
+
+def _urlencode(query: dict[str, str]) -> str:
+    from urllib.parse import urlencode  # only when a token is signed, not at import
+
+    return urlencode(query)

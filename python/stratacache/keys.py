@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import hashlib
 import inspect
 import math
 import sys
@@ -20,6 +19,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from stratacache.errors import KeyBuildError
+
+try:  # CPython's own BLAKE2, without the OpenSSL bindings that hashlib loads (~2 ms)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import blake2b
 
 MAX_KEY_LENGTH: Final = 1024
 """Longer keys are shortened to a digest (DynamoDB allows 2048 bytes, Redis far more)."""
@@ -98,7 +102,7 @@ def canonical(value: object) -> str:
 
 def digest(text: str) -> str:
     """A 32-character hex BLAKE2b digest of ``text``."""
-    return hashlib.blake2b(text.encode(), digest_size=_DIGEST_SIZE).hexdigest()
+    return blake2b(text.encode(), digest_size=_DIGEST_SIZE).hexdigest()
 
 
 def function_id(fn: Callable[..., Any]) -> str:

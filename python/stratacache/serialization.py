@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
 import math
-import pickle
 import struct
 import uuid
 import zlib
@@ -202,10 +199,15 @@ class PickleSerializer:
         return "PickleSerializer(signing_key=***)"
 
     def _sign(self, data: bytes) -> bytes:
+        import hashlib
+        import hmac
+
         return hmac.new(self._key, data, hashlib.sha256).digest()
 
     def dumps(self, value: object) -> bytes:
         try:
+            import pickle  # opt-in only: import stratacache does not load it
+
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(f"cannot pickle {type(value).__qualname__}: {exc}") from exc
@@ -213,6 +215,9 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> object:
         signature, payload = data[: self._DIGEST], data[self._DIGEST :]
+        import hmac
+        import pickle
+
         if len(signature) != self._DIGEST or not hmac.compare_digest(
             signature, self._sign(payload)
         ):
