@@ -1,4 +1,4 @@
-"""`make demo` tells its story: origin, L1, L2 in a new environment, L3 after a flush."""
+"""`make demo` and `make bench` run: the demo tells its story, the bench prints every row."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def test_the_demo_answers_from_every_tier_and_promotes() -> None:
     hits_by_tier = {doc["tier"]: doc["CacheHit"] for doc in rows[5]["emf"] if "tier" in doc}
     assert hits_by_tier == {"L1": [0.0], "L2": [0.0], "L3": [1.0]}
     assert any("QuoteServed" in doc for doc in rows[0]["emf"])
+
+
+def test_the_bench_runs_every_row_in_quick_mode() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "devkit.bench", "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=180,
+    ).stdout
+    for row in ("L1 hit", "L2 hit", "L3 hit", "import stratacache", "import boto3"):
+        assert row in out
+    assert out.count("target:") == 3
+    bare = next(line for line in out.splitlines() if "stratacache  bare" in line)
+    assert bare.endswith("heavy modules loaded: -")

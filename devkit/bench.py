@@ -1,0 +1,241 @@
+"""``make bench``: the per-call cost of a cache hit in each tier, next to the nearest plain tool.
+
+Every comparison is measured side by side in one run: the cases of a row take
+turns, round after round, and each reports the median of its rounds, so a
+noisy neighbour slows both sides alike. The numbers are ratios to read, not
+limits to enforce; nothing here fails on timing.
+
+``python -m devkit.bench --quick`` runs every row with few iterations (for tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from devkit.servers import MotoServer, RedisServer, create_cache_table, fake_aws_environment
+
+VALUE = {"symbol": "AMZN", "price": 187.42, "currency": "USD", "tags": ["tech", "retail"]}
+
+
+def per_call_ns(call: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter_ns() - start) / calls
+
+
+def side_by_side(
+    cases: dict[str, Callable[[], object]], rounds: int, calls: int
+) -> dict[str, float]:
+    """Median nanoseconds per call of each case, the cases taking turns every round."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for name in names:  # warm-up: connections, lazy imports, CPU caches
+        per_call_ns(cases[name], max(1, calls // 10))
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(per_call_ns(cases[name], calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def show(
+    title: str, medians: dict[str, float], ours: str, target: tuple[str, float] | None
+) -> None:
+    print(f"\n{title}")
+    for name, ns in medians.items():
+        unit = f"{ns:10.0f} ns" if ns < 10_000 else f"{ns / 1000:10.1f} us"
+        versus = "" if name == ours else f"   ours / this = {medians[ours] / ns:5.2f}"
+        print(f"  {name:<48}{unit}{versus}")
+    if target is not None:
+        against, limit = target
+        ratio = medians[ours] / medians[against]
+        verdict = "met" if ratio <= limit else "NOT met"
+        print(f"  target: ours / {against} <= {limit:.2f}: {ratio:.2f}, {verdict}")
+
+
+# ---------------------------------------------------------------- rows
+
+
+def l1_row(rounds: int, calls: int) -> None:
+    import cachetools
+
+    from stratacache import cached
+
+    @cached(ttl=300)
+    def ours(symbol: str) -> dict[str, Any]:
+        return VALUE
+
+    @cachetools.cached(cachetools.TTLCache(maxsize=1024, ttl=300))
+    def with_cachetools(symbol: str) -> dict[str, Any]:
+        return VALUE
+
+    @functools.lru_cache(maxsize=1024)
+    def with_lru_cache(symbol: str) -> dict[str, Any]:
+        return VALUE
+
+    medians = side_by_side(
+        {
+            "stratacache @cached (L1 hit)": lambda: ours("AMZN"),
+            "cachetools.cached(TTLCache)": lambda: with_cachetools("AMZN"),
+            "functools.lru_cache": lambda: with_lru_cache("AMZN"),
+        },
+        rounds,
+        calls,
+    )
+    show(
+        "L1 hit: one call of a cached function whose entry is in memory",
+        medians,
+        "stratacache @cached (L1 hit)",
+        ("cachetools.cached(TTLCache)", 1.0),
+    )
+
+
+def l2_row(url: str, rounds: int, calls: int) -> None:
+    import redis
+
+    from stratacache import RedisTier, cached
+
+    client = redis.Redis.from_url(url)
+    tier = RedisTier(client=client)
+
+    @cached(tier=tier, ttl=300)
+    def ours(symbol: str) -> dict[str, Any]:
+        return VALUE
+
+    ours("AMZN")
+    client.set("raw:AMZN", json.dumps(VALUE))
+
+    def raw() -> object:
+        return json.loads(client.get("raw:AMZN"))  # type: ignore[arg-type]
+
+    assert ours("AMZN") == raw()
+    medians = side_by_side(
+        {"stratacache @cached(tier=RedisTier) (L2 hit)": lambda: ours("AMZN"),
+         "redis-py GET + json.loads": raw},
+        rounds,
+        calls,
+    )  # fmt: skip
+    show(
+        "L2 hit: the same value from the same server, one client",
+        medians,
+        "stratacache @cached(tier=RedisTier) (L2 hit)",
+        ("redis-py GET + json.loads", 1.10),
+    )
+    client.close()
+
+
+def l3_row(endpoint: str, rounds: int, calls: int) -> None:
+    import boto3
+
+    from stratacache import DynamoDBTier, cached
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint)
+    create_cache_table(client, "bench")
+    tier = DynamoDBTier("bench", client=client)
+
+    @cached(tier=tier, ttl=300)
+    def ours(symbol: str) -> dict[str, Any]:
+        return VALUE
+
+    ours("AMZN")
+    client.put_item(
+        TableName="bench",
+        Item={"pk": {"S": "raw:AMZN"}, "v": {"B": json.dumps(VALUE).encode()}},
+    )
+
+    def raw() -> object:
+        item = client.get_item(TableName="bench", Key={"pk": {"S": "raw:AMZN"}})["Item"]
+        return json.loads(item["v"]["B"])
+
+    assert ours("AMZN") == raw()
+    medians = side_by_side(
+        {"stratacache @cached(tier=DynamoDBTier) (L3 hit)": lambda: ours("AMZN"),
+         "boto3 get_item + json.loads": raw},
+        rounds,
+        calls,
+    )  # fmt: skip
+    show(
+        "L3 hit: the same value from the same moto endpoint, one boto3 client",
+        medians,
+        "stratacache @cached(tier=DynamoDBTier) (L3 hit)",
+        ("boto3 get_item + json.loads", 1.10),
+    )
+
+
+_IMPORT_PROBE = """
+{prelude}
+import sys, time
+start = time.perf_counter()
+import {module}
+elapsed = time.perf_counter() - start
+heavy = sorted(m for m in ("boto3", "botocore", "redis", "aws_lambda_powertools")
+               if m in sys.modules)
+print(elapsed * 1000, ",".join(heavy) or "-")
+"""
+
+# What the Lambda Python runtime has loaded before it imports a handler, and a
+# handler that uses Powertools Metrics (as the example does).
+_RUNTIME = "import awslambdaric.bootstrap"
+_RUNTIME_AND_POWERTOOLS = _RUNTIME + "; import aws_lambda_powertools.metrics"
+
+
+def import_ms(module: str, prelude: str, runs: int) -> tuple[float, str]:
+    """Median milliseconds to import ``module`` after ``prelude``, and the heavy modules loaded."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    times: list[float] = []
+    heavy = ""
+    for _ in range(runs + 1):  # the first run writes bytecode caches, as a deployed layer has
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE.format(prelude=prelude, module=module)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.split()
+        times.append(float(out[0]))
+        heavy = out[1]
+    return statistics.median(times[1:]), heavy
+
+
+def import_row(runs: int) -> None:
+    print(f"\nImport time, fresh interpreter each run (median of {runs} runs)")
+    rows = [
+        ("stratacache", "", "bare interpreter"),
+        ("stratacache", _RUNTIME, "after the Lambda runtime client"),
+        ("stratacache", _RUNTIME_AND_POWERTOOLS, "after the runtime client + Powertools"),
+        ("redis", _RUNTIME, "after the Lambda runtime client"),
+        ("boto3", _RUNTIME, "after the Lambda runtime client"),
+    ]
+    for module, prelude, where in rows:
+        ms, heavy = import_ms(module, prelude, runs)
+        print(f"  import {module:<12} {where:<40}{ms:7.1f} ms   heavy modules loaded: {heavy}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few iterations: checks it runs")
+    quick = parser.parse_args(argv).quick
+    scale = 1 if quick else 20
+    print(f"stratacache benchmarks: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print("median per-call cost; the cases of each table take turns in every round")
+    l1_row(rounds=3 if quick else 21, calls=200 * scale * 10)
+    with RedisServer() as redis_server, MotoServer() as moto:
+        os.environ.update(fake_aws_environment())
+        l2_row(redis_server.url, rounds=3 if quick else 15, calls=20 * scale)
+        l3_row(moto.endpoint, rounds=3 if quick else 9, calls=5 * scale // 2 or 5)
+    import_row(runs=2 if quick else 7)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
