@@ -1,0 +1,168 @@
+"""template.yaml: valid for cfn-lint and SAM, and least privilege on the cache table."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SAM_BIN = ROOT / ".venv-sam" / "bin"
+
+
+def sam_tool(name: str) -> str:
+    tool = SAM_BIN / name
+    assert tool.exists(), f"{tool} is missing: `make sam-venv` installs AWS SAM CLI and cfn-lint"
+    return str(tool)
+
+
+def sam_env() -> dict[str, str]:
+    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags: ``!Ref x`` reads as ``{"Ref": x}``."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=_CloudFormationLoader)
+    return loaded
+
+
+def _statements(node: Any) -> list[dict[str, Any]]:
+    """Every IAM statement anywhere in ``node`` (inside Fn::If branches too)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "Statement" in node:
+            statement = node["Statement"]
+            found += statement if isinstance(statement, list) else [statement]
+        for value in node.values():
+            found += _statements(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _statements(item)
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def dynamodb_wildcards(template: dict[str, Any]) -> list[str]:
+    """IAM statements that grant DynamoDB with a wildcard action or resource."""
+    problems: list[str] = []
+    for statement in _statements(template.get("Resources", {})):
+        actions = [a for a in _as_list(statement.get("Action", [])) if isinstance(a, str)]
+        dynamodb = [a for a in actions if a == "*" or a.lower().startswith("dynamodb:")]
+        if not dynamodb:
+            continue
+        wild_actions = [a for a in dynamodb if "*" in a]
+        if wild_actions:
+            problems.append(f"wildcard action {wild_actions} in {statement.get('Sid', statement)}")
+        for resource in _as_list(statement.get("Resource", [])):
+            if isinstance(resource, str) and "*" in resource:
+                problems.append(
+                    f"wildcard resource {resource!r} in {statement.get('Sid', statement)}"
+                )
+    return problems
+
+
+def test_cfn_lint_passes() -> None:
+    result = subprocess.run(
+        [sam_tool("cfn-lint"), "template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_with_lint_passes() -> None:
+    result = subprocess.run(
+        [sam_tool("sam"), "validate", "--lint"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=sam_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid SAM Template" in result.stdout
+
+
+def test_no_dynamodb_wildcards_in_the_template() -> None:
+    assert dynamodb_wildcards(load_template()) == []
+
+
+def test_the_function_gets_only_what_the_dynamodb_tier_calls_on_the_table() -> None:
+    function = load_template()["Resources"]["QuoteFunction"]["Properties"]
+    (statement,) = [
+        s for s in _statements(function["Policies"]) if s.get("Sid") == "CacheTableReadWrite"
+    ]
+    assert statement["Resource"] == {"Fn::GetAtt": ["CacheTable", "Arn"]}
+    tier_source = (ROOT / "python" / "stratacache" / "tiers" / "dynamodb.py").read_text()
+    for action in statement["Action"]:
+        call = "".join("_" + c.lower() if c.isupper() else c for c in action.split(":")[1])[1:]
+        assert re.search(rf"\.{call}\b|\"{call}\"", tier_source), f"{action} is never called"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("dynamodb:*", {"Fn::GetAtt": ["CacheTable", "Arn"]}),
+        ("dynamodb:Get*", {"Fn::GetAtt": ["CacheTable", "Arn"]}),
+        ("*", {"Fn::GetAtt": ["CacheTable", "Arn"]}),
+        ("dynamodb:GetItem", "*"),
+        ("dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/*"),
+    ],
+)
+def test_the_checker_catches_a_doctored_template(action: str, resource: object) -> None:
+    doctored = copy.deepcopy(load_template())
+    doctored["Resources"]["Sneaky"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyDocument": {
+                "Statement": [{"Effect": "Allow", "Action": [action], "Resource": resource}]
+            }
+        },
+    }
+    assert len(dynamodb_wildcards(doctored)) == 1
+
+
+def test_the_layer_is_retained_and_serves_every_supported_runtime() -> None:
+    layer = load_template()["Resources"]["StratacacheLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["RetentionPolicy"] == "Retain"
+    assert layer["Properties"]["CompatibleRuntimes"] == [f"python3.{n}" for n in (10, 11, 12, 13)]
+    assert sorted(layer["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
+
+
+def test_the_table_has_ttl_on_the_attribute_the_tier_writes_and_encryption() -> None:
+    table = load_template()["Resources"]["CacheTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
