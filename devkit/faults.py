@@ -20,10 +20,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from devkit.servers import LOOPBACK, RedisServer, free_port, redis_server_binary
+from devkit.servers import LOOPBACK, RedisServer, Running, free_port, redis_server_binary
 
 
 def redis_cli_binary() -> str:
@@ -61,7 +60,7 @@ def kill_hard(server: RedisServer) -> None:
 # ---------------------------------------------------------------- Redis Cluster
 
 
-class RedisClusterServers:
+class RedisClusterServers(Running):
     """A Redis Cluster of ``masters`` primaries on loopback, no replicas, built with the CLI.
 
     Example:
@@ -124,22 +123,11 @@ class RedisClusterServers:
         for server in self.servers:
             server.close()
 
-    def __enter__(self) -> RedisClusterServers:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # ---------------------------------------------------------------- proxies
 
 
-class Proxy:
+class Proxy(Running):
     """A TCP proxy on loopback to ``target_port``, optionally terminating TLS.
 
     ``sever_next()`` makes the proxy close the next connection that sends a
@@ -249,19 +237,11 @@ class Proxy:
         for thread in self._threads:
             thread.join(timeout=2)
 
-    def __enter__(self) -> Proxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 
-class BlackHole:
+class BlackHole(Running):
     """A loopback port that accepts connections and never answers: a hung server."""
 
     def __init__(self) -> None:
@@ -274,17 +254,6 @@ class BlackHole:
 
     def close(self) -> None:
         self._listener.close()
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def self_signed_certificate(directory: str, host: str = "localhost") -> tuple[str, str]:

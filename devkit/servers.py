@@ -18,8 +18,33 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
+
+
+class Running:
+    """``with thing as t:`` starts it and stops it on the way out, whatever happens.
+
+    Subclasses define ``start()`` (returning ``self``) and ``close()``.
+    """
+
+    def start(self) -> Self:
+        return self
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def free_port() -> int:
@@ -59,7 +84,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
     raise RuntimeError(f"nothing listened on {LOOPBACK}:{port} within {timeout}s")
 
 
-class RedisServer:
+class RedisServer(Running):
     """A Redis-compatible server process on a free loopback port.
 
     Example:
@@ -124,19 +149,8 @@ class RedisServer:
         self.stop()
         self._dir.cleanup()
 
-    def __enter__(self) -> RedisServer:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class MotoServer:
+class MotoServer(Running):
     """moto's DynamoDB-capable server mode on a free loopback port, in this process.
 
     Example:
@@ -170,15 +184,7 @@ class MotoServer:
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
 
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 

@@ -14,14 +14,15 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from devkit.servers import Running
 
 _PREFIX = "/2018-06-01/runtime"
 _FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:stratacache-quote-test"
 
 
-class RuntimeAPI:
+class RuntimeAPI(Running):
     """Queue events with :meth:`invoke`; read what the function answered from :meth:`result`."""
 
     def __init__(self) -> None:
@@ -102,15 +103,10 @@ class RuntimeAPI:
                 self._done.wait(min(left, 0.2))
             return self.results[request_id]
 
-    def __enter__(self) -> RuntimeAPI:
+    def start(self) -> RuntimeAPI:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
