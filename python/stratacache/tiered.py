@@ -213,7 +213,7 @@ class TieredCache:
             counts.hits += 1
             value, expires_at = found
             if index:
-                self._promote(full_key, index, value, raw, expires_at, now)
+                self._promote(full_key, index, value, raw, expires_at)
             self.recorder.maybe_publish(self.recorder.clock())
             return value
         self.recorder.maybe_publish(self.recorder.clock())
@@ -226,9 +226,12 @@ class TieredCache:
         value: object,
         raw: object,
         expires_at: float | None,
-        now: float,
     ) -> None:
         """Back-fill the tiers faster than ``found_in``, never beyond the entry's expiry."""
+        # The clock is read now, not when the lookup began: the slower tiers' round
+        # trips (or a timeout) have passed since, and a lifetime computed from the
+        # lookup's start would let the copy outlive the entry by that much.
+        now = self.clock()
         payload: tuple[int, bytes] | None = None
         if self.tiers[found_in].stores_bytes:
             payload = Codec.payload_of(raw)  # type: ignore[arg-type]
@@ -367,7 +370,7 @@ class TieredCache:
                 counts.hits += 1
                 found[wanted[full_key]] = hit[0]
                 if index:
-                    self._promote(full_key, index, hit[0], raw, hit[1], now)
+                    self._promote(full_key, index, hit[0], raw, hit[1])
             missing = still
         return found
 
