@@ -243,7 +243,16 @@ class Codec:
 
     def payload(self, value: object) -> tuple[int, bytes]:
         """Serialize (and maybe compress) once; wrap the result per tier with :meth:`wrap`."""
-        data = self.serializer.dumps(value)
+        try:
+            data = self.serializer.dumps(value)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            # A str with a lone surrogate, an int past Python's digit limit, or a custom
+            # serializer's own error: the value stays uncached, the caller still gets it.
+            raise SerializationError(
+                f"cannot serialize a {type(value).__qualname__}: {type(exc).__name__}: {exc}"
+            ) from exc
         flags = self.serializer.id
         if len(data) >= COMPRESS_MIN_BYTES:
             packed = zlib.compress(data, 6)
