@@ -142,6 +142,11 @@ def _object_hook(obj: dict[str, Any]) -> object:
     return obj
 
 
+# One decoder for every read: json.loads builds a new JSONDecoder on each call
+# that passes object_hook, which costs as much as parsing a small value.
+_JSON_DECODER = json.JSONDecoder(object_hook=_object_hook)
+
+
 class JsonSerializer:
     """The default: JSON plus exact round trips of common Python types; never runs code.
 
@@ -162,7 +167,8 @@ class JsonSerializer:
             raise SerializationError("value is nested too deeply to serialize") from exc
 
     def loads(self, data: bytes) -> object:
-        return json.loads(data, object_hook=_object_hook)
+        # dumps always writes UTF-8, so json.loads' encoding sniffing is not needed.
+        return _JSON_DECODER.decode(data.decode("utf-8", "surrogatepass"))
 
 
 # ---------------------------------------------------------------- signed pickle
