@@ -31,10 +31,13 @@ from stratacache.config import ENV_SIGNING_KEY, env_str
 from stratacache.errors import ConfigurationError, SerializationError
 
 FORMAT_VERSION: Final = 1
+FRESHNESS_VERSION: Final = 2
+"""Version 2 adds when the entry turns stale and how long it took to compute."""
 _MAGIC: Final = b"SC"
 _HEADER = struct.Struct(">2sBBQ")
+_FRESHNESS = struct.Struct(">QI")  # stale_at in epoch ms (0: never), compute time in ms
 HEADER_SIZE: Final = _HEADER.size
-"""Bytes the envelope adds in front of every payload."""
+"""Bytes the envelope adds in front of every payload (version 1)."""
 _COMPRESSED: Final = 0x10
 _SERIALIZER_MASK: Final = 0x0F
 COMPRESS_MIN_BYTES: Final = 1024
@@ -235,10 +238,20 @@ class PickleSerializer:
 
 
 class Envelope(NamedTuple):
-    """A decoded stored value and when it expires (epoch seconds, ``None`` = never)."""
+    """A decoded stored value and when it expires (epoch seconds, ``None`` = never).
+
+    ``stale_at`` (when a grace period or early refresh is on) is when it should be
+    recomputed; ``delta`` is how many seconds computing it took.
+    """
 
     value: object
     expires_at: float | None
+    stale_at: float | None = None
+    delta: float = 0.0
+
+
+def _millis(at: float | None) -> int:
+    return 0 if at is None else max(1, math.ceil(at * 1000))
 
 
 class Codec:
@@ -267,13 +280,27 @@ class Codec:
         return flags, data
 
     @staticmethod
-    def wrap(payload: tuple[int, bytes], expires_at: float | None) -> bytes:
+    def wrap(
+        payload: tuple[int, bytes],
+        expires_at: float | None,
+        stale_at: float | None = None,
+        delta: float = 0.0,
+    ) -> bytes:
         flags, data = payload
-        millis = 0 if expires_at is None else max(1, math.ceil(expires_at * 1000))
-        return _HEADER.pack(_MAGIC, FORMAT_VERSION, flags, millis) + data
+        if stale_at is None and not delta:
+            return _HEADER.pack(_MAGIC, FORMAT_VERSION, flags, _millis(expires_at)) + data
+        head = _HEADER.pack(_MAGIC, FRESHNESS_VERSION, flags, _millis(expires_at))
+        delta_ms = min(max(0, round(delta * 1000)), 0xFFFFFFFF)
+        return head + _FRESHNESS.pack(_millis(stale_at), delta_ms) + data
 
-    def encode(self, value: object, expires_at: float | None) -> bytes:
-        return self.wrap(self.payload(value), expires_at)
+    def encode(
+        self,
+        value: object,
+        expires_at: float | None,
+        stale_at: float | None = None,
+        delta: float = 0.0,
+    ) -> bytes:
+        return self.wrap(self.payload(value), expires_at, stale_at, delta)
 
     def decode(self, blob: object) -> Envelope:
         """Parse an envelope; raise :class:`SerializationError` for anything foreign."""
@@ -283,14 +310,20 @@ class Codec:
         if len(blob) < _HEADER.size:
             raise SerializationError("stored value is too short to be an envelope")
         magic, version, flags, millis = _HEADER.unpack_from(blob)
-        if magic != _MAGIC or version != FORMAT_VERSION:
+        if magic != _MAGIC or version not in (FORMAT_VERSION, FRESHNESS_VERSION):
             raise SerializationError(f"unknown envelope format (magic={magic!r}, v={version})")
+        stale_ms, delta_ms, start = 0, 0, _HEADER.size
+        if version == FRESHNESS_VERSION:
+            if len(blob) < _HEADER.size + _FRESHNESS.size:
+                raise SerializationError("stored value is too short to be an envelope")
+            stale_ms, delta_ms = _FRESHNESS.unpack_from(blob, _HEADER.size)
+            start += _FRESHNESS.size
         if flags & _SERIALIZER_MASK != self.serializer.id:
             raise SerializationError(
                 f"entry was written by serializer {flags & _SERIALIZER_MASK}, "
                 f"this cache reads serializer {self.serializer.id}"
             )
-        data = blob[_HEADER.size :]
+        data = blob[start:]
         try:
             if flags & _COMPRESSED:
                 data = zlib.decompress(data)
@@ -299,10 +332,16 @@ class Codec:
             raise
         except Exception as exc:
             raise SerializationError(f"cannot decode stored value: {exc}") from exc
-        return Envelope(value, millis / 1000 if millis else None)
+        return Envelope(
+            value,
+            millis / 1000 if millis else None,
+            stale_ms / 1000 if stale_ms else None,
+            delta_ms / 1000,
+        )
 
     @staticmethod
     def payload_of(blob: bytes) -> tuple[int, bytes]:
         """The serialized payload of a checked envelope, to re-wrap with a new expiry."""
-        flags = _HEADER.unpack_from(blob)[2]
-        return flags, bytes(blob[_HEADER.size :])
+        _, version, flags, _ = _HEADER.unpack_from(blob)
+        start = _HEADER.size + (_FRESHNESS.size if version == FRESHNESS_VERSION else 0)
+        return flags, bytes(blob[start:])

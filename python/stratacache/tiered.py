@@ -13,14 +13,17 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from stratacache import metrics
 from stratacache.breaker import CircuitBreaker
 from stratacache.config import check_ttl, resolve_namespace, resolve_ttl
 from stratacache.errors import ConfigurationError, SerializationError
+from stratacache.freshness import Fresh, Freshness
 from stratacache.keys import fit_key
-from stratacache.serialization import HEADER_SIZE, Codec, Serializer
+from stratacache.locks import DEFAULT_LEASE, DEFAULT_WAIT, LOCK_SUFFIX, LeaseTier
+from stratacache.serialization import HEADER_SIZE, Codec, Envelope, Serializer
+from stratacache.singleflight import SingleFlight
 from stratacache.tiers.base import MISS, Missing, Tier
 
 logger = logging.getLogger("stratacache")
@@ -69,6 +72,10 @@ class TieredCache:
         serializer: Serializer | None = None,
         clock: Callable[[], float] = time.time,
         recorder: metrics.MetricsRecorder | None = None,
+        lock: bool | None = None,
+        lock_lease: float = DEFAULT_LEASE,
+        lock_wait: float = DEFAULT_WAIT,
+        freshness: Freshness | None = None,
     ) -> None:
         self.tiers: tuple[Tier, ...] = tuple(tiers)
         for tier in self.tiers:
@@ -97,6 +104,19 @@ class TieredCache:
             getattr(tier, "max_value_bytes", None) for tier in self.tiers
         )
         self.measure = any(limit is not None for limit in self.limits)
+        # Stampede protection: one computation per key in this process (single-flight)
+        # and, through a shared tier's lease, across execution environments.
+        self.flights = SingleFlight()
+        self._lease_tiers = tuple(
+            index
+            for index, tier in enumerate(self.tiers)
+            if tier.stores_bytes and isinstance(tier, LeaseTier)
+        )
+        self.lock = bool(self._lease_tiers) if lock is None else bool(lock)
+        self.lock_lease = check_ttl(lock_lease, "lock_lease") or DEFAULT_LEASE
+        self.lock_wait = check_ttl(lock_wait, "lock_wait") or DEFAULT_WAIT
+        self.freshness = freshness if freshness is not None else Freshness()
+        self.stale_served = 0
 
     def __repr__(self) -> str:
         return (
@@ -166,18 +186,21 @@ class TieredCache:
 
     # ------------------------------------------------------------ lookups
 
-    def _decode(
-        self, index: int, full_key: str, raw: object, now: float
-    ) -> tuple[object, float | None] | None:
-        """Value and expiry of what a tier returned, or ``None`` when unusable."""
+    def _decode(self, index: int, full_key: str, raw: object, now: float) -> Envelope | None:
+        """Value, expiry and refresh facts of what a tier returned, or ``None`` if unusable."""
         tier = self.tiers[index]
         if not tier.stores_bytes:
+            entry = (
+                Envelope(raw.value, None, raw.stale_at, raw.delta)
+                if type(raw) is Fresh
+                else Envelope(raw, None)
+            )
             if not index:  # the fastest tier is never promoted from, its expiry is not needed
-                return raw, None
+                return entry
             left = tier.remaining_ttl(full_key)
             if left is MISS:
                 return None
-            return raw, None if left is None else now + left
+            return entry._replace(expires_at=None if left is None else now + left)
         try:
             envelope = self.codec.decode(raw)
         except SerializationError as exc:
@@ -189,6 +212,11 @@ class TieredCache:
 
     def lookup(self, full_key: str) -> object | Missing:
         """Find ``full_key`` in the fastest tier that has it and back-fill the faster ones."""
+        entry = self.lookup_entry(full_key)
+        return MISS if entry is MISS else entry.value
+
+    def lookup_entry(self, full_key: str) -> Envelope | Missing:
+        """Like :meth:`lookup`, with the entry's expiry and refresh facts."""
         now = self.clock()
         for index, tier in enumerate(self.tiers):
             counts = self.counts[index]
@@ -211,33 +239,26 @@ class TieredCache:
                 counts.misses += 1
                 continue
             counts.hits += 1
-            value, expires_at = found
             if index:
-                self._promote(full_key, index, value, raw, expires_at)
+                self._promote(full_key, index, found, raw)
             self.recorder.maybe_publish(self.recorder.clock())
-            return value
+            return found
         self.recorder.maybe_publish(self.recorder.clock())
         return MISS
 
-    def _promote(
-        self,
-        full_key: str,
-        found_in: int,
-        value: object,
-        raw: object,
-        expires_at: float | None,
-    ) -> None:
+    def _promote(self, full_key: str, found_in: int, entry: Envelope, raw: object) -> None:
         """Back-fill the tiers faster than ``found_in``, never beyond the entry's expiry."""
         # The clock is read now, not when the lookup began: the slower tiers' round
         # trips (or a timeout) have passed since, and a lifetime computed from the
         # lookup's start would let the copy outlive the entry by that much.
         now = self.clock()
+        value = entry.value
         payload: tuple[int, bytes] | None = None
         if self.tiers[found_in].stores_bytes:
             payload = Codec.payload_of(raw)  # type: ignore[arg-type]
         for index in range(found_in):
             tier = self.tiers[index]
-            lifetime = _lifetime(expires_at, now, tier.ttl)
+            lifetime = _lifetime(entry.expires_at, now, tier.ttl)
             if lifetime is MISS:
                 return
             if self._skip(index, write=True):
@@ -249,7 +270,10 @@ class TieredCache:
                     continue
                 if tier.stores_bytes:
                     assert payload is not None
-                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
+                    blob = Codec.wrap(payload, _expiry(now, lifetime), entry.stale_at, entry.delta)
+                    tier.set(full_key, blob, lifetime)
+                elif entry.stale_at is not None:
+                    tier.set(full_key, Fresh(value, entry.stale_at, entry.delta), lifetime)
                 else:
                     tier.set(full_key, value, lifetime)
             except SerializationError as exc:
@@ -262,10 +286,18 @@ class TieredCache:
 
     # ------------------------------------------------------------ writes
 
-    def store(self, full_key: str, value: object, ttl: float | None = _INHERIT) -> bool:
-        """Write ``value`` to every tier; return ``False`` when it could not be serialized."""
-        default = self.default_ttl if ttl is _INHERIT else ttl
+    def store(
+        self, full_key: str, value: object, ttl: float | None = _INHERIT, delta: float = 0.0
+    ) -> bool:
+        """Write ``value`` to every tier; return ``False`` when it could not be serialized.
+
+        ``delta`` is how long computing the value took (early refresh uses it).
+        """
+        soft, hard = self.freshness.lifetimes(self.default_ttl if ttl is _INHERIT else ttl)
         now = self.clock()
+        stale_at = _expiry(now, soft) if self.freshness.enabled else None
+        if not self.freshness.enabled:
+            delta = 0.0
         payload: tuple[int, bytes] | None = None
         if self.remote or self.measure:
             try:
@@ -276,7 +308,7 @@ class TieredCache:
                     return False
                 # memory-only: the value needs no bytes, so no size can be held against it
         for index, tier in enumerate(self.tiers):
-            lifetime = self._tier_lifetime(tier, default)
+            lifetime = self._tier_lifetime(tier, hard)
             if self._skip(index, write=True):
                 continue
             if payload is not None and self._too_big(index, full_key, payload):
@@ -284,7 +316,10 @@ class TieredCache:
             try:
                 if tier.stores_bytes:
                     assert payload is not None
-                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
+                    blob = Codec.wrap(payload, _expiry(now, lifetime), stale_at, delta)
+                    tier.set(full_key, blob, lifetime)
+                elif stale_at is not None:
+                    tier.set(full_key, Fresh(value, stale_at, delta), lifetime)
                 else:
                     tier.set(full_key, value, lifetime)
             except Exception as exc:
@@ -293,6 +328,145 @@ class TieredCache:
                 self._ok(index)
         return True
 
+    # ------------------------------------------------------------ compute once
+
+    def _lease_index(self) -> int | None:
+        """The first shared tier that can hold a lease and is not known to be down."""
+        if not self.lock:
+            return None
+        for index in self._lease_tiers:
+            breaker = self.breakers[index]
+            # A lease is a write: after a failed read it waits, like the value's write.
+            if breaker is None or breaker.allow(write=True):
+                return index
+        return None
+
+    def _acquire(self, index: int, full_key: str, token: str) -> bool | None:
+        """Try for the lease: ``True`` held, ``False`` someone else holds it, ``None`` failed."""
+        tier: Any = self.tiers[index]
+        try:
+            got = bool(tier.acquire_lock(full_key + LOCK_SUFFIX, token, self.lock_lease))
+        except Exception as exc:
+            self._failed(index, "lock", exc)
+            return None
+        self._ok(index)
+        return got
+
+    def _release(self, index: int, full_key: str, token: str) -> None:
+        tier: Any = self.tiers[index]
+        try:
+            tier.release_lock(full_key + LOCK_SUFFIX, token)
+        except Exception as exc:
+            self._failed(index, "unlock", exc)
+
+    def _filled(self, index: int, full_key: str) -> bool:
+        """Whether tier ``index`` now holds a live entry (not counted: a waiter's poll)."""
+        try:
+            raw = self.tiers[index].get(full_key)
+        except Exception as exc:
+            self._failed(index, "get", exc)
+            return False
+        if raw is MISS:
+            return False
+        try:
+            envelope = self.codec.decode(raw)
+        except SerializationError:
+            return False
+        return envelope.expires_at is None or envelope.expires_at > self.clock()
+
+    def _wait_for_leader(self, index: int, full_key: str) -> Envelope | Missing:
+        """Poll the lease tier until the lease holder's value lands or the wait runs out."""
+        deadline = time.monotonic() + self.lock_wait
+        pause = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.1)
+            if self._filled(index, full_key):
+                return self.lookup_entry(full_key)
+        return MISS
+
+    def _computed(
+        self,
+        full_key: str,
+        compute: Callable[..., R],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> R:
+        started = time.monotonic()
+        result = compute(*args, **kwargs)
+        self.store(full_key, result, delta=time.monotonic() - started)
+        return result
+
+    def _fill(
+        self,
+        full_key: str,
+        compute: Callable[..., R],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> R:
+        """A full miss: compute under the lease when one is to be had, else wait or compute."""
+        index = self._lease_index()
+        if index is None:
+            return self._computed(full_key, compute, args, kwargs)
+        token = uuid.uuid4().hex
+        got = self._acquire(index, full_key, token)
+        if got is False:
+            found = self._wait_for_leader(index, full_key)
+            if found is not MISS:
+                return found.value  # type: ignore[return-value]
+            return self._computed(full_key, compute, args, kwargs)  # waited long enough
+        try:
+            if got and self._filled(index, full_key):  # the previous holder just finished
+                found = self.lookup_entry(full_key)
+                if found is not MISS:
+                    return found.value  # type: ignore[return-value]
+            return self._computed(full_key, compute, args, kwargs)
+        finally:
+            if got:
+                self._release(index, full_key, token)
+
+    def _refresh_stale(
+        self,
+        full_key: str,
+        entry: Envelope,
+        compute: Callable[..., R],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> R:
+        """One caller recomputes a stale or early-refresh entry; everyone else serves it."""
+        stale = entry.stale_at is not None and self.clock() >= entry.stale_at
+        if not self.flights.try_lead(full_key):
+            return cast("R", self._served(entry, stale))
+        try:
+            index = self._lease_index()
+            token = uuid.uuid4().hex
+            got = None if index is None else self._acquire(index, full_key, token)
+            if got is False:  # another environment is refreshing it
+                return cast("R", self._served(entry, stale))
+            try:
+                return self._computed(full_key, compute, args, kwargs)
+            except Exception as exc:
+                if not stale:
+                    raise
+                logger.warning(
+                    "stratacache served a stale %s: refreshing it failed: %s: %s",
+                    full_key,
+                    type(exc).__name__,
+                    _redact(exc),
+                )
+                return cast("R", self._served(entry, stale))
+            finally:
+                if got and index is not None:
+                    self._release(index, full_key, token)
+        finally:
+            self.flights.release(full_key)
+
+    def _served(self, entry: Envelope, stale: bool) -> Any:
+        """The value of an entry served instead of recomputed (counted when stale)."""
+        if stale:
+            self.stale_served += 1
+        return entry.value
+
     def get_or_compute(
         self,
         full_key: str,
@@ -300,13 +474,17 @@ class TieredCache:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
     ) -> R:
-        """The decorators' slow path: look up, else compute once and write every tier."""
-        value = self.lookup(full_key)
-        if value is not MISS:
-            return value  # type: ignore[return-value]
-        result = compute(*args, **kwargs)
-        self.store(full_key, result)
-        return result
+        """The decorators' slow path: look up, else compute once and write every tier.
+
+        Concurrent callers in this process share one computation; across
+        environments the lease lock (when a shared tier can hold one) does the same.
+        """
+        entry = self.lookup_entry(full_key)
+        if entry is not MISS:
+            if self.freshness.refresh_due(entry.stale_at, entry.delta, self.clock()):
+                return self._refresh_stale(full_key, entry, compute, args, kwargs)
+            return entry.value  # type: ignore[return-value]
+        return self.flights.do(full_key, lambda: self._fill(full_key, compute, args, kwargs))
 
     async def aget_or_compute(
         self,
@@ -318,17 +496,56 @@ class TieredCache:
         """Like :meth:`get_or_compute` for coroutines; network I/O runs in a worker thread."""
         import asyncio  # already loaded when a coroutine runs; import stratacache skips its ~20 ms
 
-        if self.remote:
-            value = await asyncio.to_thread(self.lookup, full_key)
-        else:
-            value = self.lookup(full_key)
-        if value is not MISS:
-            return value
+        async def off_loop(fn: Callable[..., Any], *fn_args: Any) -> Any:
+            return await asyncio.to_thread(fn, *fn_args) if self.remote else fn(*fn_args)
+
+        entry = await off_loop(self.lookup_entry, full_key)
+        if entry is not MISS:
+            stale = entry.stale_at is not None and self.clock() >= entry.stale_at
+            if not self.freshness.refresh_due(entry.stale_at, entry.delta, self.clock()):
+                return entry.value
+            if not self.flights.try_lead(full_key):
+                return self._served(entry, stale)
+            try:
+                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
+            except Exception:
+                if not stale:
+                    raise
+                logger.warning("stratacache served a stale %s: refreshing it failed", full_key)
+                return self._served(entry, stale)
+            finally:
+                self.flights.release(full_key)
+
+        async def fill() -> Any:
+            index = self._lease_index()
+            if index is None:
+                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
+            token = uuid.uuid4().hex
+            got = await off_loop(self._acquire, index, full_key, token)
+            if got is False:
+                found = await off_loop(self._wait_for_leader, index, full_key)
+                if found is not MISS:
+                    return found.value
+                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
+            try:
+                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
+            finally:
+                if got:
+                    await off_loop(self._release, index, full_key, token)
+
+        return await self.flights.ado(full_key, fill)
+
+    async def _acomputed(
+        self,
+        full_key: str,
+        compute: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        off_loop: Callable[..., Any],
+    ) -> Any:
+        started = time.monotonic()
         result = await compute(*args, **kwargs)
-        if self.remote:
-            await asyncio.to_thread(self.store, full_key, result)
-        else:
-            self.store(full_key, result)
+        await off_loop(self.store, full_key, result, _INHERIT, time.monotonic() - started)
         return result
 
     # ------------------------------------------------------------ imperative API
@@ -368,9 +585,9 @@ class TieredCache:
                     still.append(full_key)
                     continue
                 counts.hits += 1
-                found[wanted[full_key]] = hit[0]
+                found[wanted[full_key]] = hit.value
                 if index:
-                    self._promote(full_key, index, hit[0], raw, hit[1])
+                    self._promote(full_key, index, hit, raw)
             missing = still
         return found
 

@@ -296,6 +296,61 @@ class DynamoDBTier:
                 self._client.close()
                 self._client = None
 
+    # ------------------------------------------------------------ leases and generations
+    # Optional extras (see stratacache.locks): a lease lock for when there is no Redis,
+    # and a counter that makes a whole namespace unreachable at once.
+
+    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
+        """Conditional put: succeeds when no lease exists or the last one ran out."""
+        now = self.clock()
+        item = self._key(key)
+        item["lease_token"] = {"S": token}
+        item[self.ttl_attribute] = {"N": str(math.ceil(now + lease))}
+        item["lease_until"] = {"N": repr(now + lease)}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#k) OR #u < :now",
+                ExpressionAttributeNames={"#k": self.key_attribute, "#u": "lease_until"},
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Conditional delete: only the holder of ``token`` removes the lease."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(key),
+                ConditionExpression="lease_token = :t",
+                ExpressionAttributeValues={":t": {"S": token}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def read_counter(self, key: str) -> int:
+        """The counter's value, 0 when it was never bumped."""
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(key), ConsistentRead=True
+        ).get("Item")
+        return int(item["counter"]["N"]) if item and "counter" in item else 0
+
+    def bump_counter(self, key: str) -> int:
+        """Add one to the counter atomically (``UpdateItem ADD``) and return the new value."""
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(key),
+            UpdateExpression="ADD #c :one",
+            ExpressionAttributeNames={"#c": "counter"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["counter"]["N"])
+
     # ------------------------------------------------------------ batches
 
     def _write(self, requests: list[dict[str, Any]]) -> None:

@@ -28,6 +28,13 @@ from stratacache.tiers.base import MISS, Missing
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
+# Delete the lease only when its value is still our token, atomically on the server.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 def _millis(ttl: float) -> int:
@@ -227,6 +234,27 @@ class RedisTier:
             if self._owns_client and self._client is not None:
                 self._client.close()
                 self._client = None
+
+    # ------------------------------------------------------------ leases and generations
+    # Optional extras (see stratacache.locks): a lease lock against stampedes and a
+    # counter that makes a whole namespace unreachable at once.
+
+    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
+        """``SET key token NX PX lease``: ``True`` when this caller now holds the lease."""
+        return bool(self.client.set(self.key_prefix + key, token, nx=True, px=_millis(lease)))
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Delete the lease only if ``token`` still holds it (compare-and-delete in one script)."""
+        return bool(self.client.eval(_RELEASE_SCRIPT, 1, self.key_prefix + key, token))
+
+    def read_counter(self, key: str) -> int:
+        """The counter's value, 0 when it was never bumped."""
+        raw = self.client.get(self.key_prefix + key)
+        return int(raw) if raw is not None else 0
+
+    def bump_counter(self, key: str) -> int:
+        """Add one to the counter atomically and return the new value."""
+        return int(self.client.incr(self.key_prefix + key))
 
 
 def _has_password(url: str | None) -> bool:
