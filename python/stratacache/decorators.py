@@ -16,7 +16,9 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, over
 
 from stratacache import config
 from stratacache.errors import ConfigurationError
+from stratacache.freshness import Freshness
 from stratacache.keys import KeyMaker, function_id
+from stratacache.locks import DEFAULT_LEASE, DEFAULT_WAIT
 from stratacache.serialization import Serializer
 from stratacache.tiered import TieredCache
 from stratacache.tiers import TIER_NAMES, MemoryTier, Tier, shared_tier, tiers_from_env
@@ -81,6 +83,8 @@ def _bind(
     """Build the wrapper for ``fn``: the fastest one the cache's tiers allow."""
     memo: dict[Hashable, str] = {}
     l1 = cache.tiers[0] if cache.tiers and isinstance(cache.tiers[0], MemoryTier) else None
+    if cache.freshness.enabled:
+        l1 = None  # L1 then holds refresh facts with each value: every call takes the full path
     memo_max = l1.maxsize if l1 is not None else config.DEFAULT_L1_MAXSIZE
     full_key = cache.full_key
 
@@ -234,9 +238,17 @@ def _decorate(
     serializer: Serializer | None,
     ignore: Iterable[str],
     typed: bool,
+    options: dict[str, Any],
 ) -> Any:
     # Configuration is checked here, at decoration, so mistakes surface at import time.
     resolved_ttl = config.resolve_ttl(ttl)
+    freshness = Freshness(
+        grace=options.pop("grace"),
+        early_refresh=options.pop("early_refresh"),
+        jitter=options.pop("jitter"),
+    )
+    if options["lock"] is None and config.env_str(config.ENV_LOCK) is not None:
+        options["lock"] = config.env_flag(config.ENV_LOCK)
     base_namespace = config.resolve_namespace(namespace)
     if key is not None and not callable(key):
         raise ConfigurationError(f"key must be a callable, got {type(key).__name__}")
@@ -253,6 +265,8 @@ def _decorate(
             ttl=resolved_ttl,
             namespace=f"{base_namespace}:{function_id(func)}",
             serializer=serializer,
+            freshness=freshness,
+            **options,
         )
         return cast("CachedFunction[P, R]", _bind(func, cache, make_key, typed))
 
@@ -292,6 +306,12 @@ def cached(
     serializer: Serializer | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
+    lock: bool | None = None,
+    lock_lease: float = DEFAULT_LEASE,
+    lock_wait: float = DEFAULT_WAIT,
+    grace: float | None = None,
+    early_refresh: float | None = None,
+    jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -306,6 +326,12 @@ def cached(
     serializer: Serializer | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
+    lock: bool | None = None,
+    lock_lease: float = DEFAULT_LEASE,
+    lock_wait: float = DEFAULT_WAIT,
+    grace: float | None = None,
+    early_refresh: float | None = None,
+    jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a function's results in one tier.
 
@@ -319,6 +345,14 @@ def cached(
         serializer: for byte tiers; default JSON with exact round trips, no pickle.
         ignore: argument names left out of the key (``"self"``, a client, a logger).
         typed: keep ``f(1)`` and ``f(1.0)`` apart in memory too (as ``lru_cache(typed=True)``).
+        lock: on a full miss, let one caller across all environments compute while the
+            others wait (default: on when a shared tier can hold a lease;
+            ``STRATACACHE_LOCK``); ``lock_lease`` bounds how long a dead holder blocks
+            others, ``lock_wait`` how long a waiter waits before computing itself.
+        grace: seconds a stale entry is still served while one caller refreshes it,
+            and instead of an error if the refresh fails.
+        early_refresh: XFetch beta: refresh hot entries shortly before they turn stale.
+        jitter: fraction of the ttl taken off at random (0.1: 90-100% of the ttl).
 
     Example:
         >>> @cached(ttl=60)
@@ -327,7 +361,15 @@ def cached(
         >>> price("abc"), price("abc")
         (3, 3)
     """
-    return _decorate(fn, _one_tier(tier), ttl, key, namespace, serializer, ignore, typed)  # type: ignore[no-any-return]
+    options = dict(
+        lock=lock,
+        lock_lease=lock_lease,
+        lock_wait=lock_wait,
+        grace=grace,
+        early_refresh=early_refresh,
+        jitter=jitter,
+    )
+    return _decorate(fn, _one_tier(tier), ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]
 
 
 @overload
@@ -346,6 +388,12 @@ def cached_tiered(
     serializer: Serializer | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
+    lock: bool | None = None,
+    lock_lease: float = DEFAULT_LEASE,
+    lock_wait: float = DEFAULT_WAIT,
+    grace: float | None = None,
+    early_refresh: float | None = None,
+    jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -360,6 +408,12 @@ def cached_tiered(
     serializer: Serializer | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
+    lock: bool | None = None,
+    lock_lease: float = DEFAULT_LEASE,
+    lock_wait: float = DEFAULT_WAIT,
+    grace: float | None = None,
+    early_refresh: float | None = None,
+    jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a function's results in L1 memory, then L2 Redis, then L3 DynamoDB.
 
@@ -381,4 +435,12 @@ def cached_tiered(
     else:
         given = list(tiers)
         chain = lambda: given  # noqa: E731
-    return _decorate(fn, chain, ttl, key, namespace, serializer, ignore, typed)  # type: ignore[no-any-return]
+    options = dict(
+        lock=lock,
+        lock_lease=lock_lease,
+        lock_wait=lock_wait,
+        grace=grace,
+        early_refresh=early_refresh,
+        jitter=jitter,
+    )
+    return _decorate(fn, chain, ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]

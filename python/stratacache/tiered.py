@@ -374,16 +374,24 @@ class TieredCache:
             return False
         return envelope.expires_at is None or envelope.expires_at > self.clock()
 
-    def _wait_for_leader(self, index: int, full_key: str) -> Envelope | Missing:
-        """Poll the lease tier until the lease holder's value lands or the wait runs out."""
+    def _wait_for_leader(self, index: int, full_key: str, token: str) -> Envelope | bool:
+        """Poll while another caller holds the lease.
+
+        Returns the holder's entry once it lands, ``True`` when the lease ran out
+        (its holder died) and this caller took it over, ``False`` when the wait is up.
+        """
         deadline = time.monotonic() + self.lock_wait
         pause = 0.005
         while time.monotonic() < deadline:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 0.1)
             if self._filled(index, full_key):
-                return self.lookup_entry(full_key)
-        return MISS
+                found = self.lookup_entry(full_key)
+                if found is not MISS:
+                    return found
+            if self._acquire(index, full_key, token):
+                return True
+        return False
 
     def _computed(
         self,
@@ -409,12 +417,12 @@ class TieredCache:
         if index is None:
             return self._computed(full_key, compute, args, kwargs)
         token = uuid.uuid4().hex
-        got = self._acquire(index, full_key, token)
+        got: bool | None | Envelope = self._acquire(index, full_key, token)
         if got is False:
-            found = self._wait_for_leader(index, full_key)
-            if found is not MISS:
-                return found.value  # type: ignore[return-value]
-            return self._computed(full_key, compute, args, kwargs)  # waited long enough
+            got = self._wait_for_leader(index, full_key, token)
+            if isinstance(got, Envelope):
+                return got.value  # type: ignore[return-value]
+            # got is True: the lease was ours after its holder vanished; False: waited enough
         try:
             if got and self._filled(index, full_key):  # the previous holder just finished
                 found = self.lookup_entry(full_key)
@@ -523,10 +531,9 @@ class TieredCache:
             token = uuid.uuid4().hex
             got = await off_loop(self._acquire, index, full_key, token)
             if got is False:
-                found = await off_loop(self._wait_for_leader, index, full_key)
-                if found is not MISS:
-                    return found.value
-                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
+                got = await off_loop(self._wait_for_leader, index, full_key, token)
+                if isinstance(got, Envelope):
+                    return got.value
             try:
                 return await self._acomputed(full_key, compute, args, kwargs, off_loop)
             finally:

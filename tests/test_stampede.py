@@ -1,0 +1,273 @@
+"""Stampede protection: one computation per cold key, in a process and across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devkit.servers import RedisServer
+
+from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached, cached_tiered
+from stratacache.metrics import MetricsRecorder
+from stratacache.tiers import MISS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A worker is a fresh interpreter with a fresh L1, like a separate Lambda environment.
+# It announces itself, waits for the starting gun, then asks for the same cold key.
+WORKER = """
+import json, sys, time
+import redis
+from stratacache import MemoryTier, RedisTier, cached_tiered
+
+url, lock, lease, work = sys.argv[1], sys.argv[2] == "on", float(sys.argv[3]), float(sys.argv[4])
+control = redis.Redis.from_url(url)
+
+@cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(url)], lock=lock, lock_lease=lease,
+               lock_wait=20, namespace="herd")
+def report(day):
+    control.incr("origin-calls")
+    control.set("computing", 1)
+    time.sleep(work)
+    return {"day": day, "rows": 42}
+
+control.incr("ready")
+while not control.exists("go"):
+    time.sleep(0.005)
+print(json.dumps(report("monday")))
+"""
+
+
+def start_workers(
+    tmp_path: Path, url: str, count: int, lock: bool, lease: float = 10, work: float = 0.5
+) -> list[subprocess.Popen[str]]:
+    script = tmp_path / "herd_worker.py"
+    script.write_text(textwrap.dedent(WORKER))
+    return [
+        subprocess.Popen(
+            [sys.executable, str(script), url, "on" if lock else "off", str(lease), str(work)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "python")},
+        )
+        for _ in range(count)
+    ]
+
+
+def wait_for(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_herd_of_32_environments_computes_a_cold_key_once(
+    tmp_path: Path, redis_server: RedisServer, redis_client: Any
+) -> None:
+    workers = start_workers(tmp_path, redis_server.url, 32, lock=True)
+    wait_for(lambda: int(redis_client.get("ready") or 0) == 32)
+    redis_client.set("go", 1)
+    outputs = [worker.communicate(timeout=60)[0].strip() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 32
+    assert int(redis_client.get("origin-calls")) == 1
+    assert set(outputs) == {'{"day": "monday", "rows": 42}'}
+
+
+def test_without_the_lock_the_herd_reaches_the_origin_many_times(
+    tmp_path: Path, redis_server: RedisServer, redis_client: Any
+) -> None:
+    """The control: the same herd with lock=False is what the lock prevents."""
+    workers = start_workers(tmp_path, redis_server.url, 8, lock=False)
+    wait_for(lambda: int(redis_client.get("ready") or 0) == 8)
+    redis_client.set("go", 1)
+    for worker in workers:
+        worker.communicate(timeout=60)
+    assert int(redis_client.get("origin-calls")) > 1
+
+
+def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
+    tmp_path: Path, redis_server: RedisServer, redis_client: Any
+) -> None:
+    (holder,) = start_workers(tmp_path, redis_server.url, 1, lock=True, lease=1.5, work=60)
+    wait_for(lambda: redis_client.exists("ready"))
+    redis_client.set("go", 1)
+    wait_for(lambda: redis_client.exists("computing"))  # it holds the lease and hangs
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    killed_at = time.monotonic()
+
+    (survivor,) = start_workers(tmp_path, redis_server.url, 1, lock=True, lease=1.5, work=0)
+    output = survivor.communicate(timeout=60)[0]
+    waited = time.monotonic() - killed_at
+    assert output.strip() == '{"day": "monday", "rows": 42}'
+    assert int(redis_client.get("origin-calls")) == 2
+    # Not a timing assertion on speed: a bound far below the survivor's 20 s lock_wait
+    # shows it took the lease over when it ran out instead of waiting the wait out.
+    assert waited < 10
+
+
+def test_the_lease_lives_in_redis_and_is_released_by_its_holder(redis_client: Any) -> None:
+    tier = RedisTier(client=redis_client)
+    assert tier.acquire_lock("k:lock", "token-a", lease=5) is True
+    assert tier.acquire_lock("k:lock", "token-b", lease=5) is False
+    assert 4000 < redis_client.pttl("k:lock") <= 5000
+    assert tier.release_lock("k:lock", "token-b") is False  # not the holder
+    assert redis_client.exists("k:lock") == 1
+    assert tier.release_lock("k:lock", "token-a") is True
+    assert redis_client.exists("k:lock") == 0
+
+
+def test_the_dynamodb_lease_takes_over_only_after_it_runs_out(
+    dynamodb_client: Any, table_name: str
+) -> None:
+    now = [1000.0]
+    tier = DynamoDBTier(table_name, client=dynamodb_client, clock=lambda: now[0])
+    assert tier.acquire_lock("k:lock", "a", lease=5) is True
+    assert tier.acquire_lock("k:lock", "b", lease=5) is False
+    assert tier.get("k:lock") is MISS  # a lease is never a value
+    now[0] += 6
+    assert tier.acquire_lock("k:lock", "b", lease=5) is True
+    assert tier.release_lock("k:lock", "a") is False
+    assert tier.release_lock("k:lock", "b") is True
+
+
+def test_two_environments_on_dynamodb_alone_compute_once(
+    dynamodb_client: Any, table_name: str
+) -> None:
+    """No Redis: the DynamoDB conditional write elects the one computer."""
+    calls: list[int] = []
+    started = threading.Barrier(2)
+
+    def environment() -> TieredCache:
+        return TieredCache(
+            [MemoryTier(), DynamoDBTier(table_name, client=dynamodb_client)],
+            namespace="ddb-herd",
+            recorder=MetricsRecorder(),
+        )
+
+    def slow() -> str:
+        calls.append(1)
+        time.sleep(0.5)
+        return "value"
+
+    results: list[object] = []
+
+    def call(cache: TieredCache) -> None:
+        started.wait()
+        results.append(cache.get_or_compute(cache.full_key("k"), slow, (), {}))
+
+    threads = [threading.Thread(target=call, args=(environment(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["value", "value"]
+    assert len(calls) == 1
+
+
+def test_fifty_threads_share_one_computation() -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    @cached(ttl=60)
+    def load(key: str) -> str:
+        calls.append(1)
+        gate.wait(5)
+        return key.upper()
+
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(load("x"))) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(calls) == 1, timeout=10)
+    time.sleep(0.1)  # let the other 49 pile up behind the first
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert results == ["X"] * 50
+    assert len(calls) == 1
+
+
+def test_fifty_tasks_share_one_computation() -> None:
+    calls: list[int] = []
+
+    @cached(ttl=60)
+    async def load(key: str) -> str:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return key.upper()
+
+    async def herd() -> list[str]:
+        return await asyncio.gather(*(load("x") for _ in range(50)))
+
+    assert asyncio.run(herd()) == ["X"] * 50
+    assert len(calls) == 1
+
+
+def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    @cached(ttl=60)
+    def load() -> str:
+        calls.append(1)
+        gate.wait(5)
+        raise ValueError("origin down")
+
+    errors: list[str] = []
+
+    def call() -> None:
+        try:
+            load()
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(calls) == 1, timeout=10)
+    time.sleep(0.05)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert errors == ["origin down"] * 5
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="origin down"):
+        load()
+    assert len(calls) == 2
+
+
+def test_the_lock_is_on_by_default_with_a_shared_tier_and_can_be_turned_off(
+    remote_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @cached_tiered
+    def with_lock() -> int:
+        return 1
+
+    @cached_tiered(lock=False)
+    def without() -> int:
+        return 1
+
+    @cached_tiered(tiers=[MemoryTier()])
+    def memory_only() -> int:
+        return 1
+
+    assert with_lock.cache.lock is True
+    assert without.cache.lock is False
+    assert memory_only.cache.lock is False
+    monkeypatch.setenv("STRATACACHE_LOCK", "0")
+
+    @cached_tiered
+    def from_env() -> int:
+        return 1
+
+    assert from_env.cache.lock is False
