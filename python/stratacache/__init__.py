@@ -18,6 +18,7 @@ Importing this package imports neither boto3, botocore nor redis.
 
 from __future__ import annotations
 
+from stratacache.batch import cached_many
 from stratacache.breaker import CircuitBreaker
 from stratacache.decorators import CachedFunction, cached, cached_tiered
 from stratacache.errors import (
@@ -52,6 +53,7 @@ __all__ = [
     "Tier",
     "TieredCache",
     "cached",
+    "cached_many",
     "cached_tiered",
     "log_cache_metrics",
     "publish_metrics",

@@ -1,0 +1,211 @@
+"""``@cached_many``: cache a batch function per id, fetching only the ids no tier has.
+
+For ``fetch(ids) -> {id: value}``: L1 lookups, then one ``MGET`` for what L1
+lacks, then DynamoDB ``BatchGetItem`` in chunks of 100 for what Redis lacks,
+then one call of the function with exactly the ids still missing. Hits in a
+slower tier are copied into the faster ones with their remaining lifetime, and
+what the function returns is written to every tier.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+
+from stratacache import config
+from stratacache.errors import ConfigurationError, KeyBuildError
+from stratacache.keys import KeyMaker, canonical, digest, function_id
+from stratacache.serialization import Serializer
+from stratacache.tiered import TieredCache
+from stratacache.tiers import Tier, tiers_from_env
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+ABSENT: Final = {"$stratacache": "absent"}
+"""What ``cache_absent=True`` stores for an id the function did not return."""
+
+
+def _id_key(item: object) -> str:
+    if type(item) is int or (type(item) is str and item.isprintable() and len(item) <= 100):
+        return f"{type(item).__name__[0]}{item}"
+    return digest(canonical(item))
+
+
+class ManyFunction(Protocol, Generic[P, R_co]):
+    """A ``@cached_many`` function: call it as before; it also carries its cache."""
+
+    cache: TieredCache
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def cache_keys(self, *args: P.args, **kwargs: P.kwargs) -> dict[Any, str]:
+        """Each id's key in ``.cache`` for this call."""
+        ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Remove the entries of every id of this call from every tier."""
+        ...
+
+
+@overload
+def cached_many(fn: Callable[P, R], /) -> ManyFunction[P, R]: ...
+
+
+@overload
+def cached_many(
+    fn: None = None,
+    /,
+    *,
+    ttl: float | None = None,
+    tiers: Sequence[Tier] | None = None,
+    ids: str | None = None,
+    namespace: str | None = None,
+    serializer: Serializer | None = None,
+    cache_absent: bool = False,
+    absent_ttl: float | None = None,
+) -> Callable[[Callable[P, R]], ManyFunction[P, R]]: ...
+
+
+def cached_many(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    ttl: float | None = None,
+    tiers: Sequence[Tier] | None = None,
+    ids: str | None = None,
+    namespace: str | None = None,
+    serializer: Serializer | None = None,
+    cache_absent: bool = False,
+    absent_ttl: float | None = None,
+) -> Any:
+    """Cache a function that takes many ids and returns ``{id: value}``, one entry per id.
+
+    Args:
+        ttl: seconds each id's value is kept (default ``STRATACACHE_TTL`` or 300).
+        tiers: the chain, fastest first (default: from the environment, as
+            :func:`~stratacache.cached_tiered`).
+        ids: the parameter that carries the ids (default: the first one); the
+            other arguments are part of every id's key.
+        cache_absent: also remember ids the function did not return, for
+            ``absent_ttl`` seconds (default: ``ttl``), so they are not asked for again.
+
+    Example:
+        >>> @cached_many(ttl=60)
+        ... def prices(skus: list[str]) -> dict[str, int]:
+        ...     return {sku: len(sku) for sku in skus}
+        >>> prices(["ab", "abc", "ab"])
+        {'ab': 2, 'abc': 3}
+    """
+    resolved_ttl = config.resolve_ttl(ttl)
+    absent_lifetime = config.check_ttl(absent_ttl, "absent_ttl") if absent_ttl else resolved_ttl
+    base_namespace = config.resolve_namespace(namespace)
+
+    def decorate(func: Callable[P, R]) -> ManyFunction[P, R]:
+        signature = inspect.signature(func)
+        params = list(signature.parameters)
+        if not params:
+            raise ConfigurationError(f"@cached_many needs {function_id(func)} to take the ids")
+        ids_param = ids if ids is not None else params[0]
+        if ids_param not in params:
+            raise ConfigurationError(f"ids={ids_param!r} is not a parameter of {function_id(func)}")
+        make_key = KeyMaker(func, ignore=[ids_param])
+        call: Callable[..., Any] = func
+        chain = tiers_from_env() if tiers is None else list(tiers)
+        cache = TieredCache(
+            chain,
+            ttl=resolved_ttl,
+            namespace=f"{base_namespace}:{function_id(func)}",
+            serializer=serializer,
+        )
+
+        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[Any, str]]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            given = bound.arguments[ids_param]
+            if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+                raise TypeError(f"{function_id(func)}(): {ids_param} must be a collection of ids")
+            base = make_key(args, kwargs)
+            try:
+                keys = {item: f"{base}:{_id_key(item)}" for item in given}
+            except TypeError as exc:
+                raise KeyBuildError(
+                    f"{function_id(func)}(): the ids in {ids_param!r} must be hashable: {exc}"
+                ) from None
+            return bound, keys
+
+        def split(
+            keys: Mapping[Any, str], found: Mapping[str, object]
+        ) -> tuple[dict[Any, Any], list[Any]]:
+            hits: dict[Any, Any] = {}
+            missing: list[Any] = []
+            for item, key in keys.items():
+                if key not in found:
+                    missing.append(item)
+                elif found[key] != ABSENT:
+                    hits[item] = found[key]
+            return hits, missing
+
+        def remember(
+            keys: Mapping[Any, str], missing: list[Any], fetched: object
+        ) -> dict[Any, Any]:
+            if not isinstance(fetched, Mapping):
+                raise TypeError(
+                    f"@cached_many: {function_id(func)} must return a mapping of id to value, "
+                    f"got {type(fetched).__name__}"
+                )
+            new = {item: fetched[item] for item in missing if item in fetched}
+            cache.set_many({keys[item]: value for item, value in new.items()})
+            if cache_absent:
+                gone = {keys[item]: ABSENT for item in missing if item not in fetched}
+                if gone:
+                    cache.set_many(gone, ttl=absent_lifetime)
+            return new
+
+        def ordered(keys: Mapping[Any, str], values: Mapping[Any, Any]) -> dict[Any, Any]:
+            return {item: values[item] for item in keys if item in values}
+
+        wrapper: Any
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+                import asyncio
+
+                bound, keys = plan(args, kwargs)
+                found = await asyncio.to_thread(cache.get_many, list(keys.values()))
+                hits, missing = split(keys, found)
+                if missing:
+                    bound.arguments[ids_param] = missing
+                    fetched = await call(*bound.args, **bound.kwargs)
+                    hits.update(await asyncio.to_thread(remember, keys, missing, fetched))
+                return ordered(keys, hits)
+
+        else:
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+                bound, keys = plan(args, kwargs)
+                hits, missing = split(keys, cache.get_many(list(keys.values())))
+                if missing:
+                    bound.arguments[ids_param] = missing
+                    hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs)))
+                return ordered(keys, hits)
+
+        def cache_keys(*args: Any, **kwargs: Any) -> dict[Any, str]:
+            """Each id's key in ``.cache`` for this call."""
+            return plan(args, kwargs)[1]
+
+        def invalidate(*args: Any, **kwargs: Any) -> None:
+            """Remove the entries of every id of this call from every tier."""
+            cache.delete_many(list(plan(args, kwargs)[1].values()))
+
+        wrapper.cache = cache
+        wrapper.cache_keys = cache_keys
+        wrapper.invalidate = invalidate
+        return cast("ManyFunction[P, R]", wrapper)
+
+    return decorate if fn is None else decorate(fn)
