@@ -21,6 +21,7 @@ ENV_KEY_PREFIX = "STRATACACHE_KEY_PREFIX"
 ENV_METRICS_INTERVAL = "STRATACACHE_METRICS_INTERVAL"
 ENV_SIGNING_KEY = "STRATACACHE_SIGNING_KEY"
 ENV_LOCK = "STRATACACHE_LOCK"
+ENV_GENERATION_CHECK = "STRATACACHE_GENERATION_CHECK"
 ENV_BREAKER_THRESHOLD = "STRATACACHE_BREAKER_THRESHOLD"
 ENV_BREAKER_COOLDOWN = "STRATACACHE_BREAKER_COOLDOWN"
 ENV_REDIS_CLUSTER = "STRATACACHE_REDIS_CLUSTER"
@@ -33,6 +34,7 @@ DEFAULT_TTL = 300.0
 DEFAULT_NAMESPACE = "stratacache"
 DEFAULT_L1_MAXSIZE = 1024
 DEFAULT_METRICS_INTERVAL = 60.0
+DEFAULT_GENERATION_CHECK = 5.0
 DEFAULT_METRICS_NAMESPACE = "stratacache"
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 5.0
@@ -184,5 +186,20 @@ def resolve_metrics_interval() -> float:
     if value is None:
         return DEFAULT_METRICS_INTERVAL
     checked = check_ttl(value, ENV_METRICS_INTERVAL)
+    assert checked is not None
+    return checked
+
+
+def resolve_generation_check(explicit: float | None) -> float:
+    """Seconds between reads of a shared namespace generation (``STRATACACHE_GENERATION_CHECK``)."""
+    if explicit is not None:
+        checked = check_ttl(explicit, "generation_check")
+    else:
+        from_env = _env_number(ENV_GENERATION_CHECK)
+        checked = (
+            DEFAULT_GENERATION_CHECK
+            if from_env is None
+            else check_ttl(from_env, ENV_GENERATION_CHECK)
+        )
     assert checked is not None
     return checked

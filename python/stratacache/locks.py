@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 LOCK_SUFFIX = ":lock"
+GENERATION_SUFFIX = "#generation"
 DEFAULT_LEASE = 10.0
 DEFAULT_WAIT = 5.0
 

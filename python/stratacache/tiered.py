@@ -17,11 +17,23 @@ from typing import Any, Final, TypeVar, cast
 
 from stratacache import metrics
 from stratacache.breaker import CircuitBreaker
-from stratacache.config import check_ttl, resolve_namespace, resolve_ttl
+from stratacache.config import (
+    check_ttl,
+    resolve_generation_check,
+    resolve_namespace,
+    resolve_ttl,
+)
 from stratacache.errors import ConfigurationError, SerializationError
 from stratacache.freshness import Fresh, Freshness
 from stratacache.keys import fit_key
-from stratacache.locks import DEFAULT_LEASE, DEFAULT_WAIT, LOCK_SUFFIX, LeaseTier
+from stratacache.locks import (
+    DEFAULT_LEASE,
+    DEFAULT_WAIT,
+    GENERATION_SUFFIX,
+    LOCK_SUFFIX,
+    CounterTier,
+    LeaseTier,
+)
 from stratacache.serialization import HEADER_SIZE, Codec, Envelope, Serializer
 from stratacache.singleflight import SingleFlight
 from stratacache.tiers.base import MISS, Missing, Tier
@@ -76,6 +88,8 @@ class TieredCache:
         lock_lease: float = DEFAULT_LEASE,
         lock_wait: float = DEFAULT_WAIT,
         freshness: Freshness | None = None,
+        generation_check: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tiers: tuple[Tier, ...] = tuple(tiers)
         for tier in self.tiers:
@@ -117,6 +131,21 @@ class TieredCache:
         self.lock_wait = check_ttl(lock_wait, "lock_wait") or DEFAULT_WAIT
         self.freshness = freshness if freshness is not None else Freshness()
         self.stale_served = 0
+        # invalidate_all(): a generation counter in a shared tier, part of every key.
+        self.generation = 0
+        self.on_generation: list[Callable[[], None]] = []  # e.g. a decorator's key memo
+        self.generation_check = resolve_generation_check(generation_check)
+        self.monotonic = monotonic
+        self._counter_index = next(
+            (
+                index
+                for index, tier in enumerate(self.tiers)
+                if tier.stores_bytes and isinstance(tier, CounterTier)
+            ),
+            None,
+        )
+        # Read the shared generation on first use, then at most every generation_check s.
+        self.generation_due = -math.inf if self._counter_index is not None else math.inf
 
     def __repr__(self) -> str:
         return (
@@ -130,7 +159,73 @@ class TieredCache:
         """The key as the tiers store it: ``namespace:key``, shortened if too long."""
         if not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
+        if self.monotonic() >= self.generation_due:
+            self.check_generation()
+        if self.generation:
+            return fit_key(f"{self.namespace}:~g{self.generation}:{key}")
         return fit_key(f"{self.namespace}:{key}")
+
+    # ------------------------------------------------------------ generations
+
+    @property
+    def _generation_key(self) -> str:
+        return f"{self.namespace}{GENERATION_SUFFIX}"
+
+    def check_generation(self) -> bool:
+        """Adopt a generation another environment set; ``True`` when it changed.
+
+        Reads the shared counter at most every ``generation_check`` seconds, so
+        entries another environment invalidated stay visible here for at most that.
+        """
+        now = self.monotonic()
+        if now < self.generation_due:
+            return False
+        self.generation_due = now + self.generation_check
+        index = self._counter_index
+        if index is None or self._skip(index):
+            return False
+        tier: Any = self.tiers[index]
+        try:
+            shared = int(tier.read_counter(self._generation_key))
+        except Exception as exc:
+            self._failed(index, "read generation", exc)
+            return False
+        self._ok(index)
+        if shared == self.generation:
+            return False
+        self._adopt(shared)
+        return True
+
+    def _adopt(self, generation: int) -> None:
+        self.generation = generation
+        for forget in self.on_generation:
+            forget()
+        for index, tier in enumerate(self.tiers):
+            if not tier.stores_bytes:  # this environment's memory: drop the old generations
+                self._clear_tier(index)
+
+    def invalidate_all(self) -> None:
+        """Make every entry of this cache unreachable at once, in every environment.
+
+        Bumps the generation counter in the first shared tier that keeps one (Redis
+        ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
+        environments follow within ``generation_check`` seconds. Without such a
+        tier, or if the bump fails, every entry is deleted instead.
+        """
+        index = self._counter_index
+        if index is not None:
+            tier: Any = self.tiers[index]
+            try:
+                generation = int(tier.bump_counter(self._generation_key))
+            except Exception as exc:
+                self._failed(index, "bump generation", exc)
+            else:
+                self._ok(index)
+                self._adopt(generation)
+                return
+            self.clear()
+            return
+        self._adopt(self.generation + 1)
 
     # ------------------------------------------------------------ failing open
 
@@ -786,15 +881,18 @@ class TieredCache:
         return report
 
     def clear(self) -> None:
-        """Remove every entry of this cache's namespace from every tier."""
-        prefix = f"{self.namespace}:"
-        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
-            try:
-                tier.clear(prefix)
-            except Exception as exc:
-                self._failed(index, "clear", exc)
-            else:
-                self._ok(index)
+        """Remove every entry of this cache's namespace from every tier (all generations)."""
+        for index in range(len(self.tiers)):  # not skipped, as in delete()
+            self._clear_tier(index)
+
+    def _clear_tier(self, index: int) -> None:
+        tier = self.tiers[index]
+        try:
+            tier.clear(f"{self.namespace}:")  # every generation: ns:key and ns:~gN:key
+        except Exception as exc:
+            self._failed(index, "clear", exc)
+        else:
+            self._ok(index)
 
     def close(self) -> None:
         """Release the tiers' connections; they reconnect on next use."""
