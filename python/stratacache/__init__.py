@@ -23,6 +23,7 @@ from stratacache.breaker import CircuitBreaker
 from stratacache.decorators import CachedFunction, cached, cached_tiered
 from stratacache.errors import (
     ConfigurationError,
+    InvalidationError,
     KeyBuildError,
     SerializationError,
     StratacacheError,
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigurationError",
     "DynamoDBTier",
     "ElastiCacheIAMProvider",
+    "InvalidationError",
     "JsonSerializer",
     "KeyBuildError",
     "MemoryTier",

@@ -25,3 +25,7 @@ class KeyBuildError(StratacacheError, TypeError):
 
 class SerializationError(StratacacheError):
     """A value cannot be encoded, or stored bytes cannot be decoded."""
+
+
+class InvalidationError(StratacacheError):
+    """A strict invalidation (``delete(..., strict=True)``) could not reach every tier."""

@@ -23,7 +23,7 @@ from stratacache.config import (
     resolve_namespace,
     resolve_ttl,
 )
-from stratacache.errors import ConfigurationError, SerializationError
+from stratacache.errors import ConfigurationError, InvalidationError, SerializationError
 from stratacache.freshness import Fresh, Freshness
 from stratacache.keys import fit_key
 from stratacache.locks import (
@@ -728,10 +728,16 @@ class TieredCache:
             else:
                 self._ok(index)
 
-    def delete(self, key: str) -> bool:
-        """Remove ``key`` from every tier; ``True`` when some tier had it."""
+    def delete(self, key: str, *, strict: bool = False) -> bool:
+        """Remove ``key`` from every tier; ``True`` when some tier had it.
+
+        A tier that fails is counted and skipped, like any cache failure; with
+        ``strict=True`` the first failure is raised after every tier was tried (for
+        callers that retry, such as a stream handler).
+        """
         full_key = self.full_key(key)
         removed = False
+        failure: Exception | None = None
         # Deletes go through even while a breaker is open: an invalidation skipped now
         # would leave a stale entry to be served once the tier is back.
         for index, tier in enumerate(self.tiers):
@@ -739,8 +745,11 @@ class TieredCache:
                 removed = tier.delete(full_key) or removed
             except Exception as exc:
                 self._failed(index, "delete", exc)
+                failure = failure or exc
             else:
                 self._ok(index)
+        if strict and failure is not None:
+            raise InvalidationError(f"could not delete {full_key} from every tier") from failure
         return removed
 
     def delete_many(self, keys: Iterable[str]) -> None:
