@@ -221,6 +221,109 @@ def import_row(runs: int) -> None:
         print(f"  import {module:<12} {where:<40}{ms:7.1f} ms   heavy modules loaded: {heavy}")
 
 
+_HERD_WORKER = """
+import sys, time
+import redis
+from stratacache import MemoryTier, RedisTier, cached_tiered
+
+url, lock, namespace = sys.argv[1], sys.argv[2] == "on", sys.argv[3]
+control = redis.Redis.from_url(url)
+
+@cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(url)], lock=lock, namespace=namespace)
+def report(day):
+    control.incr(namespace + ":origin")
+    time.sleep(0.3)
+    return {"day": day}
+
+control.incr(namespace + ":ready")
+while not control.exists(namespace + ":go"):
+    time.sleep(0.002)
+report("monday")
+"""
+
+
+def herd_row(url: str, workers: int) -> None:
+    """A herd of fresh interpreters on one cold key: origin calls with and without the lock."""
+    import redis
+
+    control = redis.Redis.from_url(url)
+    print(f"\nHerd: {workers} fresh environments ask for one cold key at once (origin: 300 ms)")
+    for lock in ("off", "on"):
+        namespace = f"herd-{lock}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _HERD_WORKER, url, lock, namespace])
+            for _ in range(workers)
+        ]
+        while int(control.get(f"{namespace}:ready") or 0) < workers:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        control.set(f"{namespace}:go", 1)
+        for proc in procs:
+            proc.wait()
+        took = time.perf_counter() - started
+        origin = int(control.get(f"{namespace}:origin") or 0)
+        answered = f"all answered in {took:5.2f} s"
+        print(f"  lock={lock:<4} origin calls {origin:3d} of {workers}   {answered}")
+    control.close()
+
+
+def batch_row(url: str, endpoint: str, ids: int) -> None:
+    """``@cached_many`` for many ids against a loop of single cached calls, L1 cold, L2 warm."""
+    import boto3
+    import redis
+
+    from stratacache import DynamoDBTier, MemoryTier, RedisTier, cached_many, cached_tiered
+
+    client = redis.Redis.from_url(url)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    create_cache_table(dynamodb, "bench-batch")
+    wanted = list(range(ids))
+
+    def chain() -> list[Any]:
+        return [
+            MemoryTier(),
+            RedisTier(client=client),
+            DynamoDBTier("bench-batch", client=dynamodb),
+        ]
+
+    def fresh_many() -> Callable[[list[int]], dict[int, int]]:
+        @cached_many(ttl=300, tiers=chain(), namespace="bench")
+        def squares(item_ids: list[int]) -> dict[int, int]:
+            return {i: i * i for i in item_ids}
+
+        return squares
+
+    def fresh_single() -> Callable[[int], int]:
+        @cached_tiered(ttl=300, tiers=chain(), namespace="bench")
+        def square(item_id: int) -> int:
+            return item_id * item_id
+
+        return square
+
+    fresh_many()(wanted)  # warm L2 and L3 for both
+    single = fresh_single()
+    for i in wanted:
+        single(i)
+
+    def commands() -> int:
+        stats = client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+    print(f"\nBatch: {ids} ids, L1 cold (a new environment), all in L2")
+    print("  (each new environment also reads the function's generation once: one GET)")
+    for label, run in (
+        ("@cached_many, one call", lambda: fresh_many()(wanted)),
+        (f"@cached_tiered, {ids} calls", lambda: [fresh_single()(i) for i in wanted]),
+    ):
+        before = commands()
+        started = time.perf_counter()
+        run()
+        took = time.perf_counter() - started
+        trips = commands() - before
+        print(f"  {label:<30} Redis commands {trips:4d}   {took * 1000:8.1f} ms")
+    client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations: checks it runs")
@@ -233,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(fake_aws_environment())
         l2_row(redis_server.url, rounds=3 if quick else 15, calls=20 * scale)
         l3_row(moto.endpoint, rounds=3 if quick else 9, calls=5 * scale // 2 or 5)
+        batch_row(redis_server.url, moto.endpoint, ids=20 if quick else 100)
+        herd_row(redis_server.url, workers=4 if quick else 16)
     import_row(runs=2 if quick else 7)
     return 0
 

@@ -36,7 +36,8 @@ def test_the_bench_runs_every_row_in_quick_mode() -> None:
         check=True,
         timeout=180,
     ).stdout
-    for row in ("L1 hit", "L2 hit", "L3 hit", "import stratacache", "import boto3"):
+    rows = ("L1 hit", "L2 hit", "L3 hit", "Batch:", "Herd:", "import stratacache", "import boto3")
+    for row in rows:
         assert row in out
     assert out.count("target:") == 3
     bare = next(line for line in out.splitlines() if "stratacache  bare" in line)
