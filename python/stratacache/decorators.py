@@ -292,6 +292,25 @@ def _decorate(
     return decorate if fn is None else decorate(fn)
 
 
+def _options(
+    lock: bool | None,
+    lock_lease: float,
+    lock_wait: float,
+    grace: float | None,
+    early_refresh: float | None,
+    jitter: float | None,
+) -> dict[str, Any]:
+    """The stampede and freshness options, as :func:`_decorate` takes them."""
+    return {
+        "lock": lock,
+        "lock_lease": lock_lease,
+        "lock_wait": lock_wait,
+        "grace": grace,
+        "early_refresh": early_refresh,
+        "jitter": jitter,
+    }
+
+
 def _one_tier(tier: str | Tier) -> Callable[[], Sequence[Tier]]:
     if isinstance(tier, str):
         if tier == "memory":
@@ -380,14 +399,7 @@ def cached(
         >>> price("abc"), price("abc")
         (3, 3)
     """
-    options = dict(
-        lock=lock,
-        lock_lease=lock_lease,
-        lock_wait=lock_wait,
-        grace=grace,
-        early_refresh=early_refresh,
-        jitter=jitter,
-    )
+    options = _options(lock, lock_lease, lock_wait, grace, early_refresh, jitter)
     return _decorate(fn, _one_tier(tier), ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]
 
 
@@ -454,12 +466,5 @@ def cached_tiered(
     else:
         given = list(tiers)
         chain = lambda: given  # noqa: E731
-    options = dict(
-        lock=lock,
-        lock_lease=lock_lease,
-        lock_wait=lock_wait,
-        grace=grace,
-        early_refresh=early_refresh,
-        jitter=jitter,
-    )
+    options = _options(lock, lock_lease, lock_wait, grace, early_refresh, jitter)
     return _decorate(fn, chain, ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]
