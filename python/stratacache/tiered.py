@@ -336,7 +336,9 @@ class TieredCache:
             counts.hits += 1
             if index:
                 self._promote(full_key, index, found, raw)
-            self.recorder.maybe_publish(self.recorder.clock())
+            recorder = self.recorder
+            if recorder.clock() >= recorder.deadline:
+                recorder.publish()
             return found
         self.recorder.maybe_publish(self.recorder.clock())
         return MISS
@@ -584,7 +586,9 @@ class TieredCache:
         """
         entry = self.lookup_entry(full_key)
         if entry is not MISS:
-            if self.freshness.refresh_due(entry.stale_at, entry.delta, self.clock()):
+            if entry.stale_at is not None and self.freshness.refresh_due(
+                entry.stale_at, entry.delta, self.clock()
+            ):
                 return self._refresh_stale(full_key, entry, compute, args, kwargs)
             return entry.value  # type: ignore[return-value]
         return self.flights.do(full_key, lambda: self._fill(full_key, compute, args, kwargs))
