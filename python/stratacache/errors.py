@@ -29,3 +29,17 @@ class SerializationError(StratacacheError):
 
 class InvalidationError(StratacacheError):
     """A strict invalidation (``delete(..., strict=True)``) could not reach every tier."""
+
+
+class PartialReadError(StratacacheError):
+    """A tier's batch read got only part of its answer.
+
+    ``found`` is aligned with the keys asked for (``MISS`` where nothing
+    arrived) and ``failed`` counts the keys the tier could not read; the cache
+    keeps what arrived and counts the rest as errors.
+    """
+
+    def __init__(self, message: str, found: list[object], failed: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.failed = failed

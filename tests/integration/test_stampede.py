@@ -20,7 +20,7 @@ from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MISS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # A worker is a fresh interpreter with a fresh L1, like a separate Lambda environment.
 # It announces itself, waits for the starting gun, then asks for the same cold key.

@@ -18,7 +18,7 @@ from stratacache import ConfigurationError, TieredCache
 from stratacache.metrics import MetricsRecorder
 from stratacache.serialization import Codec
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, RedisTier
-from tests.test_tier_conformance import FakeClock
+from tests.support import BrokenTier, FakeClock
 
 
 @dataclass
@@ -351,19 +351,6 @@ def test_a_namespace_with_spaces_is_refused() -> None:
 
 
 # ---------------------------------------------------------------- failing open
-
-
-class BrokenTier(MemoryTier):
-    """A tier whose every call fails, as a dead server's would."""
-
-    def __init__(self) -> None:
-        super().__init__(name="broken")
-
-    def get(self, key: str) -> object:
-        raise ConnectionError("connection refused")
-
-    def set(self, key: str, value: object, ttl: float | None) -> None:
-        raise ConnectionError("connection refused")
 
 
 def test_a_failing_tier_is_skipped_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,7 +15,7 @@ from stratacache import ConfigurationError, MemoryTier, RedisTier, TieredCache, 
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
 from stratacache.serialization import Codec
-from tests.test_tier_conformance import FakeClock
+from tests.support import FakeClock
 
 
 def make_cache(clock: FakeClock, *extra: Any, ttl: float = 10, **policy: Any) -> TieredCache:

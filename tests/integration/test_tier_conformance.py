@@ -13,19 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, RedisTier, Tier
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support import FakeClock
 
 
 @dataclass

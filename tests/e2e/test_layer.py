@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from devkit.servers import MotoServer, RedisServer, fake_aws_environment
 
-from tests.runtime_api import RuntimeAPI
-from tests.test_template import ROOT, sam_env, sam_tool
+from tests.e2e.runtime_api import RuntimeAPI
+from tests.support import ROOT, sam_env, sam_tool
 
 SITE_PACKAGES = Path(pytest.__file__).resolve().parent.parent
 # What a Lambda Python runtime has without any layer (boto3 and its dependencies) ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,18 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-SAM_BIN = ROOT / ".venv-sam" / "bin"
-
-
-def sam_tool(name: str) -> str:
-    tool = SAM_BIN / name
-    assert tool.exists(), f"{tool} is missing: `make sam-venv` installs AWS SAM CLI and cfn-lint"
-    return str(tool)
-
-
-def sam_env() -> dict[str, str]:
-    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+from tests.support import ROOT, sam_env, sam_tool
 
 
 class _CloudFormationLoader(yaml.SafeLoader):

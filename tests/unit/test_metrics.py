@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stratacache import TieredCache, cached, cached_tiered, log_cache_metrics, publish_metrics
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MemoryTier
-from tests.test_tiered import BrokenTier
+from tests.support import BrokenTier
 
 
 def emf_lines(text: str) -> list[dict[str, Any]]:

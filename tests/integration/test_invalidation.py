@@ -21,9 +21,9 @@ from stratacache import (
     cached_tiered,
 )
 from stratacache.tiers import MISS
-from tests.test_tier_conformance import FakeClock
+from tests.support import FakeClock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class World:
