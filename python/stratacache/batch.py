@@ -17,9 +17,11 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, over
 from stratacache import config
 from stratacache.errors import ConfigurationError, KeyBuildError
 from stratacache.keys import KeyMaker, canonical, digest, function_id
+from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
+from stratacache.slots import Call
 from stratacache.tiered import TieredCache
-from stratacache.tiers import Tier, tiers_from_env
+from stratacache.tiers import Tier
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,6 +29,12 @@ R_co = TypeVar("R_co", covariant=True)
 
 ABSENT: Final = {"$stratacache": "absent"}
 """What ``cache_absent=True`` stores for an id the function did not return."""
+
+
+def _unstored(encoded: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(encoded, errors="surrogatepass")
 
 
 def _id_key(item: object) -> str:
@@ -100,9 +108,8 @@ def cached_many(
         >>> prices(["ab", "abc", "ab"])
         {'ab': 2, 'abc': 3}
     """
-    resolved_ttl = config.resolve_ttl(ttl)
-    absent_lifetime = config.check_ttl(absent_ttl, "absent_ttl") if absent_ttl else resolved_ttl
-    base_namespace = config.resolve_namespace(namespace)
+    options = CacheOptions.build(ttl=ttl, tiers=tiers, namespace=namespace, serializer=serializer)
+    absent_lifetime = config.check_ttl(absent_ttl, "absent_ttl") if absent_ttl else options.ttl
 
     def decorate(func: Callable[P, R]) -> ManyFunction[P, R]:
         signature = inspect.signature(func)
@@ -114,13 +121,11 @@ def cached_many(
             raise ConfigurationError(f"ids={ids_param!r} is not a parameter of {function_id(func)}")
         make_key = KeyMaker(func, ignore=[ids_param])
         call: Callable[..., Any] = func
-        chain = tiers_from_env() if tiers is None else list(tiers)
-        cache = TieredCache(
-            chain,
-            ttl=resolved_ttl,
-            namespace=f"{base_namespace}:{function_id(func)}",
-            serializer=serializer,
-        )
+        if options.disabled:
+            options.warn_disabled()
+            cache = TieredCache([], ttl=None)
+        else:
+            cache = options.cache_for(func)
 
         def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[Any, str]]:
             bound = signature.bind(*args, **kwargs)
@@ -130,27 +135,28 @@ def cached_many(
                 raise TypeError(f"{function_id(func)}(): {ids_param} must be a collection of ids")
             base = make_key(args, kwargs)
             try:
-                keys = {item: f"{base}:{_id_key(item)}" for item in given}
+                keys = {item: cache.full_key(f"{base}:{_id_key(item)}") for item in given}
+                # stored keys here; cache_keys() shows the keys as .cache takes them
             except TypeError as exc:
                 raise KeyBuildError(
                     f"{function_id(func)}(): the ids in {ids_param!r} must be hashable: {exc}"
                 ) from None
             return bound, keys
 
-        def split(
-            keys: Mapping[Any, str], found: Mapping[str, object]
-        ) -> tuple[dict[Any, Any], list[Any]]:
+        def lookup(keys: Mapping[Any, str], run: Call) -> tuple[dict[Any, Any], list[Any]]:
+            found = cache.read_many(list(keys.values()), run)
             hits: dict[Any, Any] = {}
             missing: list[Any] = []
             for item, key in keys.items():
-                if key not in found:
+                record = found.get(key)
+                if record is None:
                     missing.append(item)
-                elif found[key] != ABSENT:
-                    hits[item] = found[key]
+                elif record.value != ABSENT:
+                    hits[item] = record.value
             return hits, missing
 
         def remember(
-            keys: Mapping[Any, str], missing: list[Any], fetched: object
+            keys: Mapping[Any, str], missing: list[Any], fetched: object, run: Call
         ) -> dict[Any, Any]:
             if not isinstance(fetched, Mapping):
                 raise TypeError(
@@ -158,11 +164,11 @@ def cached_many(
                     f"got {type(fetched).__name__}"
                 )
             new = {item: fetched[item] for item in missing if item in fetched}
-            cache.set_many({keys[item]: value for item, value in new.items()})
+            cache.write_many({keys[item]: value for item, value in new.items()}, run)
             if cache_absent:
                 gone = {keys[item]: ABSENT for item in missing if item not in fetched}
                 if gone:
-                    cache.set_many(gone, ttl=absent_lifetime)
+                    cache.write_many(gone, run, ttl=absent_lifetime)
             return new
 
         def ordered(keys: Mapping[Any, str], values: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -176,12 +182,12 @@ def cached_many(
                 import asyncio
 
                 bound, keys = plan(args, kwargs)
-                found = await asyncio.to_thread(cache.get_many, list(keys.values()))
-                hits, missing = split(keys, found)
+                run = cache.begin()
+                hits, missing = await asyncio.to_thread(lookup, keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
                     fetched = await call(*bound.args, **bound.kwargs)
-                    hits.update(await asyncio.to_thread(remember, keys, missing, fetched))
+                    hits.update(await asyncio.to_thread(remember, keys, missing, fetched, run))
                 return ordered(keys, hits)
 
         else:
@@ -189,19 +195,21 @@ def cached_many(
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
                 bound, keys = plan(args, kwargs)
-                hits, missing = split(keys, cache.get_many(list(keys.values())))
+                run = cache.begin()
+                hits, missing = lookup(keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
-                    hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs)))
+                    hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs), run))
                 return ordered(keys, hits)
 
         def cache_keys(*args: Any, **kwargs: Any) -> dict[Any, str]:
-            """Each id's key in ``.cache`` for this call."""
-            return plan(args, kwargs)[1]
+            """Each id's key in ``.cache`` for this call (``.cache.get(key)`` finds its value)."""
+            prefix = len(cache.layout.prefix)
+            return {item: _unstored(key[prefix:]) for item, key in plan(args, kwargs)[1].items()}
 
         def invalidate(*args: Any, **kwargs: Any) -> None:
             """Remove the entries of every id of this call from every tier."""
-            cache.delete_many(list(plan(args, kwargs)[1].values()))
+            cache.invalidate_many(list(plan(args, kwargs)[1].values()))
 
         wrapper.cache = cache
         wrapper.cache_keys = cache_keys

@@ -1,36 +1,36 @@
 """``@cached`` and ``@cached_tiered``: memoize a function over a :class:`TieredCache`.
 
-The wrapper that is built depends on the options: with a memory tier first,
-an L1 hit costs two dict lookups and a clock read, with no key digest and no
-lock. The digest of a call's arguments is computed once per distinct call and
-remembered.
+A call's key is built once per distinct call and remembered in a small memo,
+so a repeated call costs a memo lookup, a type check per argument and an L1
+lookup: no digest, no lock. Only arguments of exactly ``str``, ``int``,
+``bool``, ``bytes`` or ``None`` are remembered, and a remembered key is used
+only for arguments of exactly the same types: ``f(1)``, ``f(1.0)``,
+``f(True)`` and ``f("1")`` are four calls here as in the key digest, whatever
+was called before. Everything else (the miss path, freshness, the lease) is
+:mod:`stratacache.compute`'s algorithm.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import logging
-import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
-from stratacache import config
-from stratacache.errors import ConfigurationError
-from stratacache.freshness import Freshness
-from stratacache.keys import KeyMaker, function_id
-from stratacache.locks import DEFAULT_LEASE, DEFAULT_WAIT
+from stratacache import compute
+from stratacache.keys import KeyMaker
+from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
-from stratacache.tiered import TieredCache
-from stratacache.tiers import TIER_NAMES, MemoryTier, Tier, shared_tier, tiers_from_env
-
-logger = logging.getLogger("stratacache")
+from stratacache.tiered import DEFAULT_LEASE, DEFAULT_WAIT, TieredCache
+from stratacache.tiers import Tier
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _KWARGS: Final = object()
-_warned_disabled = False
+_MEMO_TYPES: Final = frozenset({str, int, bool, bytes, type(None)})
+"""Types whose equal values always have equal keys: only these are remembered."""
+_MEMO_MAX: Final = 4096
 
 
 class CachedFunction(Protocol, Generic[P, R]):
@@ -70,137 +70,80 @@ class CachedFunction(Protocol, Generic[P, R]):
         ...
 
 
-def _memo_key(args: tuple[Any, ...], kwargs: dict[str, Any], typed: bool) -> Hashable:
-    key: tuple[Any, ...] = args
-    if kwargs:
-        key = (*args, _KWARGS, *kwargs.items())
-    if typed:
-        key = (*key, *(type(v) for v in args), *(type(v) for v in kwargs.values()))
-    return key
+class _Keys:
+    """A function's call -> stored key, remembered for repeated calls of simple arguments."""
 
+    __slots__ = ("cache", "make", "memo")
 
-def _bind(
-    fn: Callable[P, Any],
-    cache: TieredCache,
-    make_key: KeyMaker,
-    typed: bool,
-) -> Any:
-    """Build the wrapper for ``fn``: the fastest one the cache's tiers allow."""
-    memo: dict[Hashable, str] = {}
-    l1 = cache.tiers[0] if cache.tiers and isinstance(cache.tiers[0], MemoryTier) else None
-    if cache.freshness.enabled:
-        l1 = None  # L1 then holds refresh facts with each value: every call takes the full path
-    memo_max = l1.maxsize if l1 is not None else config.DEFAULT_L1_MAXSIZE
-    full_key = cache.full_key
-    cache.on_generation.append(memo.clear)  # keys carry the generation: forget them on a bump
-    # With a shared generation counter, every call checks (at most every
-    # generation_check seconds) whether another environment called invalidate_all().
-    watch = cache.generation_due != math.inf
-    check_generation = cache.check_generation
+    def __init__(self, cache: TieredCache, make: KeyMaker) -> None:
+        self.cache = cache
+        self.make = make
+        # args (or args + kwargs) -> (stored key, type of the first argument, all types)
+        self.memo: dict[Hashable, tuple[str, type | None, tuple[type, ...]]] = {}
 
-    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        if watch and cache.monotonic() >= cache.generation_due:
-            check_generation()
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        memo_key: Hashable = (*args, _KWARGS, *kwargs.items()) if kwargs else args
+        values = (*args, *kwargs.values()) if kwargs else args
         try:
-            memo_key = _memo_key(args, kwargs, typed)
-            return memo[memo_key]
-        except KeyError:
-            made = memo[memo_key] = full_key(make_key(args, kwargs))
-            if len(memo) > memo_max:
-                memo.clear()
-                memo[memo_key] = made
-            return made
-        except TypeError:  # an unhashable argument: digest it every call
-            return full_key(make_key(args, kwargs))
+            full, _, types = self.memo[memo_key]
+            if all(type(value) is kind for value, kind in zip(values, types, strict=True)):
+                return full
+        except (KeyError, TypeError, ValueError):
+            pass
+        full = self.cache.full_key(self.make(args, kwargs))
+        types = tuple(type(value) for value in values)
+        if all(kind in _MEMO_TYPES for kind in types):
+            if len(self.memo) >= _MEMO_MAX:
+                self.memo.clear()
+            self.memo[memo_key] = (full, types[0] if types else None, types)
+        return full
 
-    if l1 is not None:
-        data = l1.data
-        l1_timer = l1.timer
-        l1_counts = cache.counts[0]
-        recorder = cache.recorder
-        same_clock = l1_timer is recorder.clock
 
-        def l1_hit(full: str) -> tuple[bool, Any]:
-            try:
-                value, expires_at = data[full]
-            except KeyError:
-                return False, None
-            now = l1_timer()
-            if expires_at <= now:
-                return False, None
-            l1_counts.hits += 1
-            if (now if same_clock else recorder.clock()) >= recorder.deadline:
-                recorder.publish()
-            return True, value
-
-    else:
-
-        def l1_hit(full: str) -> tuple[bool, Any]:
-            return False, None
-
+def bind(fn: Callable[P, Any], cache: TieredCache, make_key: KeyMaker) -> Any:
+    """Build the wrapper for ``fn``: the fastest one the cache's tiers allow."""
+    keys = _Keys(cache, make_key)
+    generation = cache.generation
+    check_generation = cache.check_generation
+    steps = compute.get_or_compute
+    flights = cache.flights
     wrapper: Any
     if inspect.iscoroutinefunction(fn):
+        remote = cache.remote
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            full = key_of(args, kwargs)
-            hit, value = l1_hit(full)
-            if hit:
-                return value
-            return await cache.aget_or_compute(full, fn, args, kwargs)
+            full = keys(args, kwargs)
+            l1 = cache.l1
+            if l1 is not None:
+                now = l1.timer()
+                entry = l1.data.get(full)
+                if (
+                    entry is not None
+                    and entry[1] > now
+                    and not (generation.clock() >= generation.due and check_generation())
+                ):
+                    cache.counts[0].hits += 1
+                    return entry[0]
+            return await compute.arun(
+                steps(cache, full), lambda: fn(*args, **kwargs), flights, remote
+            )
 
         async def async_refresh(*args: Any, **kwargs: Any) -> Any:
-            import asyncio  # loaded by the running event loop; kept off import stratacache
-
-            result = await fn(*args, **kwargs)
-            full = key_of(args, kwargs)
-            if cache.remote:
-                await asyncio.to_thread(cache.store, full, result)
-            else:
-                cache.store(full, result)
-            return result
+            full = keys(args, kwargs)
+            return await compute.arun(
+                compute.refresh(cache, full), lambda: fn(*args, **kwargs), flights, remote
+            )
 
         wrapper = async_wrapper
         wrapper.refresh = async_refresh
     else:
-        get_or_compute = cache.get_or_compute
-        if l1 is not None and not typed:
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                # l1_hit and key_of inlined: each call saved is a third of an L1 hit's cost.
-                if watch and cache.monotonic() >= cache.generation_due:
-                    check_generation()
-                try:
-                    full = memo[(*args, _KWARGS, *kwargs.items()) if kwargs else args]
-                except (KeyError, TypeError):
-                    full = key_of(args, kwargs)
-                try:
-                    value, expires_at = data[full]
-                except KeyError:
-                    return get_or_compute(full, fn, args, kwargs)
-                now = l1_timer()
-                if expires_at <= now:
-                    return get_or_compute(full, fn, args, kwargs)
-                l1_counts.hits += 1
-                if (now if same_clock else recorder.clock()) >= recorder.deadline:
-                    recorder.publish()
-                return value
-
-        else:
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                full = key_of(args, kwargs)
-                hit, value = l1_hit(full)
-                if hit:
-                    return value
-                return get_or_compute(full, fn, args, kwargs)
+        wrapper = _sync_wrapper(fn, cache, keys)
 
         def refresh(*args: Any, **kwargs: Any) -> Any:
-            result = fn(*args, **kwargs)
-            cache.store(key_of(args, kwargs), result)
-            return result
+            full = keys(args, kwargs)
+            return compute.run(
+                compute.refresh(cache, full), lambda: fn(*args, **kwargs), flights, cache.sleep
+            )
 
         wrapper.refresh = refresh
 
@@ -208,25 +151,80 @@ def _bind(
         return make_key(args, kwargs)
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
-        return cache.delete(make_key(args, kwargs))
-
-    def invalidate_all() -> None:
-        cache.invalidate_all()
+        return cache.invalidate(keys(args, kwargs))
 
     wrapper.cache = cache
     wrapper.cache_key = cache_key
-    wrapper.invalidate_all = invalidate_all
     wrapper.invalidate = invalidate
+    wrapper.invalidate_all = cache.invalidate_all
+    return wrapper
+
+
+def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> Any:
+    """The ``def`` wrapper; with a memory tier first, L1 hits never leave it."""
+    memo = keys.memo
+    generation = cache.generation
+    check_generation = cache.check_generation
+    flights = cache.flights
+    sleep = cache.sleep
+    steps = compute.get_or_compute
+    run = compute.run
+
+    def slow(full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return run(steps(cache, full), lambda: fn(*args, **kwargs), flights, sleep)
+
+    l1 = cache.l1
+    if l1 is None:
+
+        @functools.wraps(fn)
+        def plain(*args: Any, **kwargs: Any) -> Any:
+            return slow(keys(args, kwargs), args, kwargs)  # the read checks the generation
+
+        return plain
+
+    # The L1 fast-path seam (TieredCache.l1): a memory tier's data and timer, read
+    # directly. Everything it does not answer goes the full way.
+    data = l1.data
+    timer = l1.timer
+    counts = cache.counts[0]
+    recorder = cache.recorder
+    same_clock = recorder.clock is timer
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Inlined: each call saved here is a third of an L1 hit's cost.
+        if kwargs:
+            full = keys(args, kwargs)
+        else:
+            try:
+                full, first, types = memo[args]
+                if (first is not None and type(args[0]) is not first) or (
+                    len(types) > 1
+                    and not all(type(v) is k for v, k in zip(args, types, strict=True))
+                ):
+                    full = keys(args, kwargs)
+            except (KeyError, TypeError):
+                full = keys(args, kwargs)
+        try:
+            value, expires_at = data[full]
+        except KeyError:
+            return slow(full, args, kwargs)  # the read checks the generation in its round trip
+        now = timer()
+        clock = generation.clock
+        if expires_at <= now or (
+            (now if clock is timer else clock()) >= generation.due and check_generation()
+        ):
+            return slow(full, args, kwargs)
+        counts.hits += 1
+        if (now if same_clock else recorder.clock()) >= recorder.deadline:
+            recorder.publish()
+        return value
+
     return wrapper
 
 
 def _passthrough(fn: Callable[P, R], make_key: KeyMaker) -> Any:
     """``STRATACACHE_DISABLED``: call ``fn`` every time; the helpers exist but cache nothing."""
-    global _warned_disabled  # noqa: PLW0603 - one warning per environment, not per function
-    if not _warned_disabled:
-        _warned_disabled = True
-        logger.warning("%s is set: every @cached function runs uncached", config.ENV_DISABLED)
-
     wrapper: Any
     if inspect.iscoroutinefunction(fn):
 
@@ -248,84 +246,17 @@ def _passthrough(fn: Callable[P, R], make_key: KeyMaker) -> Any:
     return wrapper
 
 
-def _decorate(
-    fn: Callable[P, R] | None,
-    tiers: Callable[[], Sequence[Tier]],
-    ttl: float | None,
-    key: Callable[..., object] | None,
-    namespace: str | None,
-    serializer: Serializer | None,
-    ignore: Iterable[str],
-    typed: bool,
-    options: dict[str, Any],
-) -> Any:
-    # Configuration is checked here, at decoration, so mistakes surface at import time.
-    resolved_ttl = config.resolve_ttl(ttl)
-    freshness = Freshness(
-        grace=options.pop("grace"),
-        early_refresh=options.pop("early_refresh"),
-        jitter=options.pop("jitter"),
-    )
-    if options["lock"] is None and config.env_str(config.ENV_LOCK) is not None:
-        options["lock"] = config.env_flag(config.ENV_LOCK)
-    base_namespace = config.resolve_namespace(namespace)
-    if key is not None and not callable(key):
-        raise ConfigurationError(f"key must be a callable, got {type(key).__name__}")
-    ignored = (ignore,) if isinstance(ignore, str) else tuple(ignore)
-
+def _decorate(fn: Callable[P, R] | None, options: CacheOptions) -> Any:
     def decorate(func: Callable[P, R]) -> CachedFunction[P, R]:
         if not callable(func):
             raise TypeError(f"@cached decorates a function, got {type(func).__name__}")
-        make_key = KeyMaker(func, key=key, ignore=ignored)
-        if config.env_flag(config.ENV_DISABLED):
+        make_key = KeyMaker(func, key=options.key, ignore=options.ignore)
+        if options.disabled:
+            options.warn_disabled()
             return cast("CachedFunction[P, R]", _passthrough(func, make_key))
-        cache = TieredCache(
-            tiers(),
-            ttl=resolved_ttl,
-            namespace=f"{base_namespace}:{function_id(func)}",
-            serializer=serializer,
-            freshness=freshness,
-            **options,
-        )
-        return cast("CachedFunction[P, R]", _bind(func, cache, make_key, typed))
+        return cast("CachedFunction[P, R]", bind(func, options.cache_for(func), make_key))
 
     return decorate if fn is None else decorate(fn)
-
-
-def _options(
-    lock: bool | None,
-    lock_lease: float,
-    lock_wait: float,
-    grace: float | None,
-    early_refresh: float | None,
-    jitter: float | None,
-) -> dict[str, Any]:
-    """The stampede and freshness options, as :func:`_decorate` takes them."""
-    return {
-        "lock": lock,
-        "lock_lease": lock_lease,
-        "lock_wait": lock_wait,
-        "grace": grace,
-        "early_refresh": early_refresh,
-        "jitter": jitter,
-    }
-
-
-def _one_tier(tier: str | Tier) -> Callable[[], Sequence[Tier]]:
-    if isinstance(tier, str):
-        if tier == "memory":
-            return lambda: [MemoryTier()]
-        if tier not in TIER_NAMES:
-            raise ConfigurationError(
-                f"tier must be one of {TIER_NAMES} or a Tier instance, got {tier!r}"
-            )
-        chosen = shared_tier(tier)
-        return lambda: [chosen]
-    if not isinstance(tier, Tier):
-        raise ConfigurationError(
-            f"tier must be one of {TIER_NAMES} or a Tier instance, got {type(tier).__name__}"
-        )
-    return lambda: [tier]
 
 
 @overload
@@ -342,8 +273,8 @@ def cached(
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
+    signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
-    typed: bool = False,
     lock: bool | None = None,
     lock_lease: float = DEFAULT_LEASE,
     lock_wait: float = DEFAULT_WAIT,
@@ -362,8 +293,8 @@ def cached(
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
+    signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
-    typed: bool = False,
     lock: bool | None = None,
     lock_lease: float = DEFAULT_LEASE,
     lock_wait: float = DEFAULT_WAIT,
@@ -379,10 +310,12 @@ def cached(
         tier: ``"memory"`` (a new L1 for this function), ``"redis"``,
             ``"dynamodb"`` (the environment's shared tier) or a tier instance.
         key: builds the key from the call's arguments instead of the default digest.
-        namespace: key namespace (default ``STRATACACHE_NAMESPACE`` or ``stratacache``).
+        namespace: key namespace (default ``STRATACACHE_NAMESPACE`` or ``stratacache``);
+            given explicitly, it also names a closure's cache (its free variables
+            are then not part of the key).
         serializer: for byte tiers; default JSON with exact round trips, no pickle.
+        signing_key: authenticate every stored entry (default ``STRATACACHE_SIGNING_KEY``).
         ignore: argument names left out of the key (``"self"``, a client, a logger).
-        typed: keep ``f(1)`` and ``f(1.0)`` apart in memory too (as ``lru_cache(typed=True)``).
         lock: on a full miss, let one caller across all environments compute while the
             others wait (default: on when a shared tier can hold a lease;
             ``STRATACACHE_LOCK``); ``lock_lease`` bounds how long a dead holder blocks
@@ -399,8 +332,12 @@ def cached(
         >>> price("abc"), price("abc")
         (3, 3)
     """
-    options = _options(lock, lock_lease, lock_wait, grace, early_refresh, jitter)
-    return _decorate(fn, _one_tier(tier), ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]
+    options = CacheOptions.build(
+        ttl=ttl, tier=tier, key=key, namespace=namespace, serializer=serializer,
+        signing_key=signing_key, ignore=ignore, lock=lock, lock_lease=lock_lease,
+        lock_wait=lock_wait, grace=grace, early_refresh=early_refresh, jitter=jitter,
+    )  # fmt: skip
+    return _decorate(fn, options)  # type: ignore[no-any-return]
 
 
 @overload
@@ -417,8 +354,8 @@ def cached_tiered(
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
+    signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
-    typed: bool = False,
     lock: bool | None = None,
     lock_lease: float = DEFAULT_LEASE,
     lock_wait: float = DEFAULT_WAIT,
@@ -437,8 +374,8 @@ def cached_tiered(
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
+    signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
-    typed: bool = False,
     lock: bool | None = None,
     lock_lease: float = DEFAULT_LEASE,
     lock_wait: float = DEFAULT_WAIT,
@@ -461,10 +398,9 @@ def cached_tiered(
         >>> profile(7)
         {'id': 7}
     """
-    if tiers is None:
-        chain: Callable[[], Sequence[Tier]] = tiers_from_env
-    else:
-        given = list(tiers)
-        chain = lambda: given  # noqa: E731
-    options = _options(lock, lock_lease, lock_wait, grace, early_refresh, jitter)
-    return _decorate(fn, chain, ttl, key, namespace, serializer, ignore, typed, options)  # type: ignore[no-any-return]
+    options = CacheOptions.build(
+        ttl=ttl, tiers=tiers, key=key, namespace=namespace, serializer=serializer,
+        signing_key=signing_key, ignore=ignore, lock=lock, lock_lease=lock_lease,
+        lock_wait=lock_wait, grace=grace, early_refresh=early_refresh, jitter=jitter,
+    )  # fmt: skip
+    return _decorate(fn, options)  # type: ignore[no-any-return]

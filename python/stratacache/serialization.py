@@ -6,12 +6,8 @@ few tagged types so that ``datetime``, ``date``, ``time``, ``timedelta``,
 with non-string keys come back exactly as they went in. Pickle is available
 only by explicit choice, and then only signed (:class:`PickleSerializer`).
 
-Envelope layout (big-endian)::
-
-    magic b"SC" | version u8 | flags u8 | expires_at_ms u64 (0 = never) | payload
-
-``flags`` holds the serializer id (low nibble) and a compression bit.
-Anything that does not parse is a miss for the caller, never a crash.
+What wraps the serialized bytes in a tier (expiry, version, signature) is
+:mod:`stratacache.envelope`'s job.
 """
 
 from __future__ import annotations
@@ -20,28 +16,13 @@ import base64
 import datetime as dt
 import json
 import math
-import struct
 import uuid
-import zlib
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar, Final, NamedTuple, Protocol
+from typing import Any, ClassVar, Protocol
 
 from stratacache.config import ENV_SIGNING_KEY, env_str
 from stratacache.errors import ConfigurationError, SerializationError
-
-FORMAT_VERSION: Final = 1
-FRESHNESS_VERSION: Final = 2
-"""Version 2 adds when the entry turns stale and how long it took to compute."""
-_MAGIC: Final = b"SC"
-_HEADER = struct.Struct(">2sBBQ")
-_FRESHNESS = struct.Struct(">QI")  # stale_at in epoch ms (0: never), compute time in ms
-HEADER_SIZE: Final = _HEADER.size
-"""Bytes the envelope adds in front of every payload (version 1)."""
-_COMPRESSED: Final = 0x10
-_SERIALIZER_MASK: Final = 0x0F
-COMPRESS_MIN_BYTES: Final = 1024
-"""Payloads at least this large are compressed when that makes them smaller."""
 
 
 class Serializer(Protocol):
@@ -211,6 +192,11 @@ class PickleSerializer:
     def __repr__(self) -> str:
         return "PickleSerializer(signing_key=***)"
 
+    @property
+    def signing_key(self) -> bytes:
+        """The HMAC key; the envelope signs the whole entry with it too."""
+        return self._key
+
     def _sign(self, data: bytes) -> bytes:
         import hashlib
         import hmac
@@ -236,116 +222,3 @@ class PickleSerializer:
         ):
             raise SerializationError("pickle payload signature does not match; refused")
         return pickle.loads(payload)
-
-
-# ---------------------------------------------------------------- envelope
-
-
-class Envelope(NamedTuple):
-    """A decoded stored value and when it expires (epoch seconds, ``None`` = never).
-
-    ``stale_at`` (when a grace period or early refresh is on) is when it should be
-    recomputed; ``delta`` is how many seconds computing it took.
-    """
-
-    value: object
-    expires_at: float | None
-    stale_at: float | None = None
-    delta: float = 0.0
-
-
-def _millis(at: float | None) -> int:
-    return 0 if at is None else max(1, math.ceil(at * 1000))
-
-
-class Codec:
-    """Wraps values in the envelope with one serializer; the cache owns one codec."""
-
-    def __init__(self, serializer: Serializer | None = None) -> None:
-        self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
-
-    def payload(self, value: object) -> tuple[int, bytes]:
-        """Serialize (and maybe compress) once; wrap the result per tier with :meth:`wrap`."""
-        try:
-            data = self.serializer.dumps(value)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            # A str with a lone surrogate, an int past Python's digit limit, or a custom
-            # serializer's own error: the value stays uncached, the caller still gets it.
-            raise SerializationError(
-                f"cannot serialize a {type(value).__qualname__}: {type(exc).__name__}: {exc}"
-            ) from exc
-        flags = self.serializer.id
-        if len(data) >= COMPRESS_MIN_BYTES:
-            packed = zlib.compress(data, 6)
-            if len(packed) < len(data):
-                return flags | _COMPRESSED, packed
-        return flags, data
-
-    @staticmethod
-    def wrap(
-        payload: tuple[int, bytes],
-        expires_at: float | None,
-        stale_at: float | None = None,
-        delta: float = 0.0,
-    ) -> bytes:
-        flags, data = payload
-        if stale_at is None and not delta:
-            return _HEADER.pack(_MAGIC, FORMAT_VERSION, flags, _millis(expires_at)) + data
-        head = _HEADER.pack(_MAGIC, FRESHNESS_VERSION, flags, _millis(expires_at))
-        delta_ms = min(max(0, round(delta * 1000)), 0xFFFFFFFF)
-        return head + _FRESHNESS.pack(_millis(stale_at), delta_ms) + data
-
-    def encode(
-        self,
-        value: object,
-        expires_at: float | None,
-        stale_at: float | None = None,
-        delta: float = 0.0,
-    ) -> bytes:
-        return self.wrap(self.payload(value), expires_at, stale_at, delta)
-
-    def decode(self, blob: object) -> Envelope:
-        """Parse an envelope; raise :class:`SerializationError` for anything foreign."""
-        if not isinstance(blob, bytes | bytearray | memoryview):
-            raise SerializationError(f"stored value is {type(blob).__name__}, not bytes")
-        blob = bytes(blob)
-        if len(blob) < _HEADER.size:
-            raise SerializationError("stored value is too short to be an envelope")
-        magic, version, flags, millis = _HEADER.unpack_from(blob)
-        if magic != _MAGIC or version not in (FORMAT_VERSION, FRESHNESS_VERSION):
-            raise SerializationError(f"unknown envelope format (magic={magic!r}, v={version})")
-        stale_ms, delta_ms, start = 0, 0, _HEADER.size
-        if version == FRESHNESS_VERSION:
-            if len(blob) < _HEADER.size + _FRESHNESS.size:
-                raise SerializationError("stored value is too short to be an envelope")
-            stale_ms, delta_ms = _FRESHNESS.unpack_from(blob, _HEADER.size)
-            start += _FRESHNESS.size
-        if flags & _SERIALIZER_MASK != self.serializer.id:
-            raise SerializationError(
-                f"entry was written by serializer {flags & _SERIALIZER_MASK}, "
-                f"this cache reads serializer {self.serializer.id}"
-            )
-        data = blob[start:]
-        try:
-            if flags & _COMPRESSED:
-                data = zlib.decompress(data)
-            value = self.serializer.loads(data)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise SerializationError(f"cannot decode stored value: {exc}") from exc
-        return Envelope(
-            value,
-            millis / 1000 if millis else None,
-            stale_ms / 1000 if stale_ms else None,
-            delta_ms / 1000,
-        )
-
-    @staticmethod
-    def payload_of(blob: bytes) -> tuple[int, bytes]:
-        """The serialized payload of a checked envelope, to re-wrap with a new expiry."""
-        _, version, flags, _ = _HEADER.unpack_from(blob)
-        start = _HEADER.size + (_FRESHNESS.size if version == FRESHNESS_VERSION else 0)
-        return flags, bytes(blob[start:])

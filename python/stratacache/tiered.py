@@ -1,49 +1,53 @@
-"""``TieredCache``: the chain of tiers, and everything that is not a tier's job.
+"""``TieredCache``: the chain of tiers and how records move through it.
 
 It owns the lookup order, promotion of hits into faster tiers with the entry's
-remaining lifetime, the serialization envelope, hit/miss/error counting and
-failing open: a tier that raises is counted and skipped, never surfaced.
+remaining lifetime, the envelope, and the rules that make invalidation stick:
+every write to a shared tier is conditional on the version of the record the
+call saw there, and every write to memory on the key not having been marked
+since the call began. The compute-once algorithm (:mod:`stratacache.compute`),
+the generation (:mod:`stratacache.generations`), failing open per tier
+(:mod:`stratacache.slots`) and the health probe (:mod:`stratacache.health`)
+live in modules of their own.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 from stratacache import metrics
-from stratacache.breaker import CircuitBreaker
-from stratacache.config import (
-    check_ttl,
-    resolve_generation_check,
-    resolve_namespace,
-    resolve_ttl,
+from stratacache.config import check_ttl, resolve_generation_check, resolve_namespace, resolve_ttl
+from stratacache.envelope import LEASE, VALUE, Codec, Payload, Record, new_version, version_of
+from stratacache.errors import (
+    ConfigurationError,
+    InvalidationError,
+    PartialReadError,
+    SerializationError,
 )
-from stratacache.errors import ConfigurationError, InvalidationError, SerializationError
 from stratacache.freshness import Fresh, Freshness
-from stratacache.keys import fit_key
-from stratacache.locks import (
-    DEFAULT_LEASE,
-    DEFAULT_WAIT,
-    GENERATION_SUFFIX,
-    LOCK_SUFFIX,
-    CounterTier,
-    LeaseTier,
-)
-from stratacache.serialization import HEADER_SIZE, Codec, Envelope, Serializer
+from stratacache.generations import Generation
+from stratacache.keys import KeyLayout, lock_key
+from stratacache.serialization import Serializer
 from stratacache.singleflight import SingleFlight
-from stratacache.tiers.base import MISS, Missing, Tier
+from stratacache.slots import FAILED, Call, Marks, Slot, redact
+from stratacache.tiers.base import ANY, FOREIGN, MISS, CounterTier, Foreign, Missing, Tier
+from stratacache.tiers.memory import MemoryTier
 
 logger = logging.getLogger("stratacache")
 
-R = TypeVar("R")
-
 _INHERIT: Final[Any] = object()
-_CREDENTIALS = re.compile(r"(?i)(\w+://)[^/@\s]*@")
+DEFAULT_LEASE: Final = 10.0
+DEFAULT_WAIT: Final = 5.0
+TOMBSTONE_TTL: Final = 900.0
+"""Seconds an invalidation's tombstone refuses older fills: Lambda's longest invocation."""
+
+HELD: Final = "held"
+"""The lease is this call's."""
+WAIT: Final = "wait"
+"""Another caller holds a live lease."""
 
 
 def _lifetime(expires_at: float | None, now: float, cap: float | None) -> float | None | Missing:
@@ -56,6 +60,10 @@ def _lifetime(expires_at: float | None, now: float, cap: float | None) -> float 
     return cap if left is None else min(left, cap)
 
 
+def _expiry(now: float, lifetime: float | None) -> float | None:
+    return None if lifetime is None else now + lifetime
+
+
 class TieredCache:
     """A cache over ordered tiers (fastest first): get, set, promote, count, fail open.
 
@@ -63,10 +71,19 @@ class TieredCache:
         tiers: the tiers, fastest first, e.g. ``[MemoryTier(), RedisTier(), DynamoDBTier()]``.
         ttl: default lifetime in seconds (``None``: no expiry), kept as ``default_ttl``;
             a tier's own ``ttl`` wins. Default: ``STRATACACHE_TTL`` or 300.
-        namespace: put before every key with a colon (default ``STRATACACHE_NAMESPACE``
-            or ``stratacache``); :meth:`clear` removes exactly this namespace.
+        namespace: a name, or several (a decorated function's cache has the
+            decorator's namespace and the function's identity); default
+            ``STRATACACHE_NAMESPACE`` or ``stratacache``. :meth:`clear` removes
+            exactly this namespace.
         serializer: how values become bytes for byte tiers (default: JSON with tags).
-        clock: wall clock in epoch seconds, for expiry across processes.
+        signing_key: sign every entry, JSON included (default: the serializer's
+            key, else ``STRATACACHE_SIGNING_KEY``, else unsigned).
+        max_value_bytes: largest serialized value written or decompressed (32 MiB).
+        lock, lock_lease, lock_wait: the lease across environments on a full miss.
+        freshness: grace period, early refresh and jitter (:class:`Freshness`).
+        generation_check: seconds between reads of the shared generation.
+        tombstone_ttl: seconds an invalidation refuses fills that began before it.
+        clock, monotonic, sleep: wall clock, interval clock and sleep; inject fakes in tests.
 
     Example:
         >>> cache = TieredCache([MemoryTier()], ttl=60, namespace="users")
@@ -80,8 +97,10 @@ class TieredCache:
         tiers: Sequence[Tier],
         *,
         ttl: float | None = _INHERIT,
-        namespace: str | None = None,
+        namespace: str | Sequence[str] | None = None,
         serializer: Serializer | None = None,
+        signing_key: bytes | str | None = None,
+        max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         recorder: metrics.MetricsRecorder | None = None,
         lock: bool | None = None,
@@ -89,7 +108,9 @@ class TieredCache:
         lock_wait: float = DEFAULT_WAIT,
         freshness: Freshness | None = None,
         generation_check: float | None = None,
+        tombstone_ttl: float = TOMBSTONE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.tiers: tuple[Tier, ...] = tuple(tiers)
         for tier in self.tiers:
@@ -101,51 +122,54 @@ class TieredCache:
         if len(set(names)) != len(names):
             raise ConfigurationError(f"tier names must be unique, got {names}")
         self.default_ttl = resolve_ttl(None) if ttl is _INHERIT else check_ttl(ttl)
-        self.namespace = resolve_namespace(namespace)
-        self.codec = Codec(serializer)
+        parts = (
+            (resolve_namespace(namespace),)
+            if namespace is None or isinstance(namespace, str)
+            else tuple(namespace)
+        )
+        self.namespace_parts = parts
+        """The namespace as given: a cache built with the same parts shares the entries."""
+        self.namespace = ":".join(parts)
+        self.layout = KeyLayout(parts)
+        self.codec = Codec(serializer, signing_key=signing_key, max_bytes=max_value_bytes)
         self.clock = clock
+        self.monotonic = monotonic
+        self.sleep = sleep
         self.recorder = recorder if recorder is not None else metrics.recorder
-        self.counts = [self.recorder.register(tier.name) for tier in self.tiers]
-        self.remote = any(tier.stores_bytes for tier in self.tiers)
-        # Optional tier attributes: a shared circuit breaker, a largest storable value.
-        self.breakers: tuple[CircuitBreaker | None, ...] = tuple(
-            getattr(tier, "breaker", None) for tier in self.tiers
-        )
-        for tier, breaker in zip(self.tiers, self.breakers, strict=True):
-            if breaker is not None and not breaker.name:
-                breaker.name = tier.name  # for its log lines
-        self.limits: tuple[int | None, ...] = tuple(
-            getattr(tier, "max_value_bytes", None) for tier in self.tiers
-        )
-        self.measure = any(limit is not None for limit in self.limits)
-        # Stampede protection: one computation per key in this process (single-flight)
-        # and, through a shared tier's lease, across execution environments.
-        self.flights = SingleFlight()
-        self._lease_tiers = tuple(
-            index
+        self.slots = tuple(
+            Slot(tier, index, self.recorder.register(tier.name))
             for index, tier in enumerate(self.tiers)
-            if tier.stores_bytes and isinstance(tier, LeaseTier)
         )
-        self.lock = bool(self._lease_tiers) if lock is None else bool(lock)
+        self.counts = [slot.counts for slot in self.slots]
+        self.remote = any(slot.remote for slot in self.slots)
+        self.measure = any(slot.limit is not None for slot in self.slots)
+        self.flights = SingleFlight()
+        self.marks = Marks()
+        versioned = [s for s in self.slots if s.remote and s.tier.capabilities.versioned]
+        self._lease_slots = versioned[:1]
+        self._lock_slot = next(
+            (s for s in self.slots if s.remote and s.tier.capabilities.lock), None
+        )
+        self._counter_slot = next(
+            (s for s in self.slots if s.remote and s.tier.capabilities.counter), None
+        )
+        self.lock = bool(self._lease_slots) if lock is None else bool(lock)
         self.lock_lease = check_ttl(lock_lease, "lock_lease") or DEFAULT_LEASE
         self.lock_wait = check_ttl(lock_wait, "lock_wait") or DEFAULT_WAIT
+        self.tombstone_ttl = check_ttl(tombstone_ttl, "tombstone_ttl") or TOMBSTONE_TTL
         self.freshness = freshness if freshness is not None else Freshness()
         self.stale_served = 0
-        # invalidate_all(): a generation counter in a shared tier, part of every key.
-        self.generation = 0
-        self.on_generation: list[Callable[[], None]] = []  # e.g. a decorator's key memo
-        self.generation_check = resolve_generation_check(generation_check)
-        self.monotonic = monotonic
-        self._counter_index = next(
-            (
-                index
-                for index, tier in enumerate(self.tiers)
-                if tier.stores_bytes and isinstance(tier, CounterTier)
-            ),
-            None,
+        self.generation = Generation(
+            resolve_generation_check(generation_check), clock, self._counter_slot is not None
         )
-        # Read the shared generation on first use, then at most every generation_check s.
-        self.generation_due = -math.inf if self._counter_index is not None else math.inf
+        self.generation.on_change.append(self._forget_generation)
+        first = self.tiers[0] if self.tiers else None
+        self.l1: MemoryTier | None = (
+            first if isinstance(first, MemoryTier) and not self.freshness.enabled else None
+        )
+        """The L1 fast-path seam: the memory tier a decorator may read directly (its
+        ``data`` maps a stored key to ``(value, expires_at)`` on its ``timer``), or
+        ``None`` when every call must take the full path (freshness facts in L1)."""
 
     def __repr__(self) -> str:
         return (
@@ -153,556 +177,561 @@ class TieredCache:
             f"tiers={list(self.tiers)})"
         )
 
-    # ------------------------------------------------------------ keys
+    # ------------------------------------------------------------ keys and calls
 
     def full_key(self, key: str) -> str:
-        """The key as the tiers store it: ``namespace:key``, shortened if too long."""
+        """The key as the tiers store it (see :class:`~stratacache.keys.KeyLayout`)."""
         if not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
-        if self.monotonic() >= self.generation_due:
-            self.check_generation()
-        if self.generation:
-            return fit_key(f"{self.namespace}:~g{self.generation}:{key}")
-        return fit_key(f"{self.namespace}:{key}")
+        return self.layout.key(key)
+
+    def begin(self, force: bool = False) -> Call:
+        """A new call's state; ``force`` makes its writes unconditional (explicit writes)."""
+        return Call(self.monotonic(), self.marks.epoch, force)
 
     # ------------------------------------------------------------ generations
 
-    @property
-    def _generation_key(self) -> str:
-        return f"{self.namespace}{GENERATION_SUFFIX}"
-
     def check_generation(self) -> bool:
-        """Adopt a generation another environment set; ``True`` when it changed.
+        """Read the shared generation now; ``True`` when another environment had bumped it."""
+        slot = self._counter_slot
+        if slot is None:
+            return False
+        self.generation.checked()
+        shared = slot.run(
+            "read generation",
+            None,
+            cast(CounterTier, slot.tier).read_counter,
+            self.layout.generation_key,
+        )
+        return shared is not FAILED and self.generation.observe(shared)
 
-        Reads the shared counter at most every ``generation_check`` seconds, so
-        entries another environment invalidated stay visible here for at most that.
-        """
-        now = self.monotonic()
-        if now < self.generation_due:
-            return False
-        self.generation_due = now + self.generation_check
-        index = self._counter_index
-        if index is None or self._skip(index):
-            return False
-        tier: Any = self.tiers[index]
-        try:
-            shared = int(tier.read_counter(self._generation_key))
-        except Exception as exc:
-            self._failed(index, "read generation", exc)
-            return False
-        self._ok(index)
-        if shared == self.generation:
-            return False
-        self._adopt(shared)
-        return True
-
-    def _adopt(self, generation: int) -> None:
-        self.generation = generation
-        for forget in self.on_generation:
-            forget()
-        for index, tier in enumerate(self.tiers):
-            if not tier.stores_bytes:  # this environment's memory: drop the old generations
-                self._clear_tier(index)
+    def _forget_generation(self) -> None:
+        """A newer generation: nothing this environment holds or is computing is current."""
+        self.marks.mark_all()
+        self.flights.forget()
+        for slot in self.slots:
+            if not slot.remote:
+                slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
 
     def invalidate_all(self) -> None:
-        """Make every entry of this cache unreachable at once, in every environment.
+        """Make every entry of this namespace unreachable at once, in every environment.
 
-        Bumps the generation counter in the first shared tier that keeps one (Redis
+        Bumps the generation in the first shared tier that keeps counters (Redis
         ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
         environments follow within ``generation_check`` seconds. Without such a
         tier, or if the bump fails, every entry is deleted instead.
         """
-        index = self._counter_index
-        if index is not None:
-            tier: Any = self.tiers[index]
-            try:
-                generation = int(tier.bump_counter(self._generation_key))
-            except Exception as exc:
-                self._failed(index, "bump generation", exc)
-            else:
-                self._ok(index)
-                self._adopt(generation)
+        slot = self._counter_slot
+        if slot is not None:
+            bumped = slot.run(
+                "bump generation",
+                None,
+                cast(CounterTier, slot.tier).bump_counter,
+                self.layout.generation_key,
+                self.generation.value + 1,
+                skip=False,
+            )
+            if bumped is not FAILED:
+                self.generation.observe(int(bumped))
                 return
+        if slot is not None or self.remote:
             self.clear()
             return
-        self._adopt(self.generation + 1)
+        self.generation.observe(self.generation.value + 1)
 
-    # ------------------------------------------------------------ failing open
+    # ------------------------------------------------------------ reading records
 
-    def _failed(self, index: int, operation: str, exc: Exception) -> None:
-        if isinstance(exc, ConfigurationError):
-            raise exc
-        self.counts[index].errors += 1
-        tier = self.tiers[index]
-        logger.warning(
-            "stratacache tier %s %s failed, carrying on without it: %s: %s",
-            tier.name,
-            operation,
-            type(exc).__name__,
-            _redact(exc),
-        )
-        breaker = self.breakers[index]
-        if breaker is not None and not isinstance(exc, SerializationError):
-            breaker.failure()  # a bad entry says nothing about the tier's health
-
-    def _skip(self, index: int, write: bool = False) -> bool:
-        """Whether tier ``index``'s breaker says skip it now (counted as an error, no wait)."""
-        breaker = self.breakers[index]
-        if breaker is None or breaker.allow(write):
-            return False
-        self.counts[index].errors += 1
-        return True
-
-    def _ok(self, index: int) -> None:
-        breaker = self.breakers[index]
-        if breaker is not None:
-            breaker.success()
-
-    def _too_big(self, index: int, full_key: str, payload: tuple[int, bytes]) -> bool:
-        """Whether the enveloped ``payload`` exceeds tier ``index``'s limit (counted, logged)."""
-        limit = self.limits[index]
-        if limit is None:
-            return False
-        size = HEADER_SIZE + len(payload[1])
-        if size <= limit:
-            return False
-        self.counts[index].errors += 1
-        logger.warning(
-            "stratacache tier %s skipped %s: %d bytes exceed its limit of %d",
-            self.tiers[index].name,
-            full_key,
-            size,
-            limit,
-        )
-        return True
-
-    def _tier_lifetime(self, tier: Tier, ttl: float | None) -> float | None:
-        return tier.ttl if tier.ttl is not None else ttl
-
-    # ------------------------------------------------------------ lookups
-
-    def _decode(self, index: int, full_key: str, raw: object, now: float) -> Envelope | None:
-        """Value, expiry and refresh facts of what a tier returned, or ``None`` if unusable."""
-        tier = self.tiers[index]
-        if not tier.stores_bytes:
-            entry = (
-                Envelope(raw.value, None, raw.stale_at, raw.delta)
-                if type(raw) is Fresh
-                else Envelope(raw, None)
-            )
-            if not index:  # the fastest tier is never promoted from, its expiry is not needed
-                return entry
-            left = tier.remaining_ttl(full_key)
+    def _accept(
+        self, slot: Slot, full_key: str, raw: object, now: float, call: Call
+    ) -> Record | None:
+        """The usable value entry in what a tier returned, else ``None`` (a counted miss)."""
+        at = (slot.index, full_key)
+        if raw is MISS:
+            slot.counts.misses += 1
+            call.observed[at] = None
+            return None
+        if not slot.remote:
+            left = slot.tier.remaining_ttl(full_key)
             if left is MISS:
+                slot.counts.misses += 1
                 return None
-            return entry._replace(expires_at=None if left is None else now + left)
+            expires_at = None if left is None else now + left
+            if type(raw) is Fresh:
+                return Record(
+                    VALUE, raw.value, b"", self.generation.value, expires_at, None,
+                    raw.stale_at, raw.delta,
+                )  # fmt: skip
+            return Record(VALUE, raw, b"", self.generation.value, expires_at, None)
+        if isinstance(raw, Foreign):
+            slot.bad_entry(full_key, raw.what)
+            call.observed[at] = FOREIGN if raw.version is None else raw.version
+            return None
         try:
-            envelope = self.codec.decode(raw)
+            record = self.codec.decode(full_key, raw)
         except SerializationError as exc:
-            self._failed(index, "decode", exc)
+            slot.bad_entry(full_key, str(exc))
+            call.observed[at] = (
+                version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
+            )
             return None
-        if envelope.expires_at is not None and envelope.expires_at <= now:
+        self._note(call, at, record, now)
+        if record.kind is not VALUE or (record.expires_at is not None and record.expires_at <= now):
+            slot.counts.misses += 1
             return None
-        return envelope
+        if record.generation != self.generation.value:
+            if record.generation < self.generation.value:
+                slot.counts.misses += 1
+                return None
+            self.generation.observe(record.generation)  # proof of a bump elsewhere
+        return record
 
-    def lookup(self, full_key: str) -> object | Missing:
-        """Find ``full_key`` in the fastest tier that has it and back-fill the faster ones."""
-        entry = self.lookup_entry(full_key)
-        return MISS if entry is MISS else entry.value
+    @staticmethod
+    def _note(call: Call, at: tuple[int, str], record: Record, now: float) -> None:
+        """Remember what a call saw: what its writes expect, and whose lease it must respect."""
+        call.observed[at] = record.version
+        call.kept[at] = record.keep_until
+        if record.kind is LEASE and record.expires_at is not None and record.expires_at > now:
+            call.leased[at] = record.expires_at
+        else:
+            call.leased.pop(at, None)
 
-    def lookup_entry(self, full_key: str) -> Envelope | Missing:
-        """Like :meth:`lookup`, with the entry's expiry and refresh facts."""
+    def read(self, full_key: str, call: Call) -> Record | None:
+        """The entry of ``full_key`` from the fastest tier holding it, promoted into faster ones."""
         now = self.clock()
-        for index, tier in enumerate(self.tiers):
-            counts = self.counts[index]
-            breaker = self.breakers[index]
-            if breaker is not None and not breaker.allow():
-                counts.errors += 1
+        generation = self.generation
+        for slot in self.slots:
+            if not slot.allowed(call):
                 continue
-            try:
-                raw = tier.get(full_key)
-            except Exception as exc:
-                self._failed(index, "get", exc)
+            if slot is self._counter_slot and generation.due <= generation.clock():
+                generation.checked()
+                got = slot.run(
+                    "get", call, slot.tier.get_with_counter,  # type: ignore[attr-defined]
+                    full_key, self.layout.generation_key, skip=False,
+                )  # fmt: skip
+                if got is FAILED:
+                    continue
+                raw, shared = got
+                generation.observe(shared)
+            else:
+                raw = slot.run("get", call, slot.tier.get, full_key, skip=False)
+                if raw is FAILED:
+                    continue
+            record = self._accept(slot, full_key, raw, now, call)
+            if record is None:
                 continue
-            if breaker is not None:
-                breaker.success()
-            if raw is MISS:
-                counts.misses += 1
-                continue
-            found = self._decode(index, full_key, raw, now)
-            if found is None:
-                counts.misses += 1
-                continue
-            counts.hits += 1
-            if index:
-                self._promote(full_key, index, found, raw)
+            slot.counts.hits += 1
+            if slot.index:
+                self._promote(full_key, slot.index, record, raw, call)
             recorder = self.recorder
             if recorder.clock() >= recorder.deadline:
                 recorder.publish()
-            return found
+            return record
         self.recorder.maybe_publish(self.recorder.clock())
-        return MISS
+        return None
 
-    def _promote(self, full_key: str, found_in: int, entry: Envelope, raw: object) -> None:
+    def lookup_entry(self, full_key: str) -> Record | Missing:
+        """The entry of ``full_key`` (``.value``, ``.expires_at``, ``.stale_at``), or ``MISS``."""
+        record = self.read(full_key, self.begin())
+        return MISS if record is None else record
+
+    # ------------------------------------------------------------ writing records
+
+    def _too_old(self, call: Call) -> bool:
+        """A call older than a tombstone's life can no longer tell an invalidation happened."""
+        return not call.force and self.monotonic() - call.began > self.tombstone_ttl
+
+    def _too_big(self, slot: Slot, full_key: str, size: int) -> bool:
+        if slot.limit is None or size <= slot.limit:
+            return False
+        slot.counts.errors += 1
+        logger.warning(
+            "stratacache tier %s skipped %s: %d bytes exceed its limit of %d",
+            slot.name,
+            full_key,
+            size,
+            slot.limit,
+        )
+        return True
+
+    def _expect(self, slot: Slot, full_key: str, call: Call) -> bytes | None:
+        return ANY if call.force else call.observed.get((slot.index, full_key))
+
+    def _keep(
+        self, slot: Slot, full_key: str, call: Call, until: float | None, now: float
+    ) -> float | None:
+        """Seconds a record is kept: its own life, and no less than the record it replaces."""
+        if until is None:
+            return None
+        kept = call.kept.get((slot.index, full_key))
+        if kept is not None:  # a tombstone's protection outlives what replaces it
+            until = max(until, kept)
+        return max(until - now, 0.001)
+
+    def _swap(
+        self, slot: Slot, full_key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> bool:
+        if not slot.tier.capabilities.versioned:
+            slot.tier.set(full_key, blob, keep)
+            return True
+        done, _ = slot.tier.swap(full_key, blob, keep, expect)  # type: ignore[attr-defined]
+        return bool(done)
+
+    def _promote(
+        self, full_key: str, found_in: int, record: Record, raw: object, call: Call
+    ) -> None:
         """Back-fill the tiers faster than ``found_in``, never beyond the entry's expiry."""
         # The clock is read now, not when the lookup began: the slower tiers' round
-        # trips (or a timeout) have passed since, and a lifetime computed from the
-        # lookup's start would let the copy outlive the entry by that much.
+        # trips (or a timeout) have passed since.
         now = self.clock()
-        value = entry.value
-        payload: tuple[int, bytes] | None = None
-        if self.tiers[found_in].stores_bytes:
-            payload = Codec.payload_of(raw)  # type: ignore[arg-type]
-        for index in range(found_in):
-            tier = self.tiers[index]
-            lifetime = _lifetime(entry.expires_at, now, tier.ttl)
+        payload: Payload | None = None
+        for slot in self.slots[:found_in]:
+            lifetime = _lifetime(record.expires_at, now, slot.tier.ttl)
             if lifetime is MISS:
                 return
-            if self._skip(index, write=True):
+            if not slot.allowed(call, write=True):
                 continue
+            expires_at = _expiry(now, lifetime)
             try:
-                if payload is None and (tier.stores_bytes or self.limits[index] is not None):
-                    payload = self.codec.payload(value)
-                if payload is not None and self._too_big(index, full_key, payload):
+                if slot.remote:
+                    if self._too_old(call):
+                        continue
+                    if isinstance(raw, bytes):
+                        blob = self.codec.rewrap(full_key, record, raw, expires_at)
+                    else:
+                        payload = payload or self.codec.payload(record.value)
+                        blob = self._wrap(full_key, payload, record, expires_at)
+                    if self._too_big(slot, full_key, len(blob)):
+                        continue
+                    slot.run(
+                        "promote", call, self._swap, slot, full_key, blob,
+                        self._keep(slot, full_key, call, expires_at, now),
+                        self._expect(slot, full_key, call), write=True, skip=False,
+                    )  # fmt: skip
                     continue
-                if tier.stores_bytes:
-                    assert payload is not None
-                    blob = Codec.wrap(payload, _expiry(now, lifetime), entry.stale_at, entry.delta)
-                    tier.set(full_key, blob, lifetime)
-                elif entry.stale_at is not None:
-                    tier.set(full_key, Fresh(value, entry.stale_at, entry.delta), lifetime)
-                else:
-                    tier.set(full_key, value, lifetime)
+                if not self.marks.writable(full_key, call.epoch):
+                    continue
+                if slot.limit is not None:
+                    payload = payload or self.codec.payload(record.value)
+                    if self._too_big(slot, full_key, self.codec.overhead + len(payload.data)):
+                        continue
+                value = (
+                    record.value
+                    if record.stale_at is None
+                    else Fresh(record.value, record.stale_at, record.delta)
+                )
+                slot.run(
+                    "promote", call, slot.tier.set, full_key, value, lifetime,
+                    write=True, skip=False,
+                )  # fmt: skip
             except SerializationError as exc:
                 _warn_unserializable(full_key, exc)
                 return
-            except Exception as exc:
-                self._failed(index, "promote", exc)
-            else:
-                self._ok(index)
 
-    # ------------------------------------------------------------ writes
+    def _wrap(
+        self, full_key: str, payload: Payload, record: Record, expires_at: float | None
+    ) -> bytes:
+        return self.codec.wrap(
+            full_key,
+            payload,
+            version=record.version or new_version(),
+            generation=record.generation,
+            expires_at=expires_at,
+            keep_until=None,
+            stale_at=record.stale_at,
+            delta=record.delta,
+        )
 
-    def store(
-        self, full_key: str, value: object, ttl: float | None = _INHERIT, delta: float = 0.0
+    def write(
+        self,
+        full_key: str,
+        value: object,
+        call: Call,
+        *,
+        delta: float = 0.0,
+        token: bytes | None = None,
+        ttl: float | None = _INHERIT,
     ) -> bool:
-        """Write ``value`` to every tier; return ``False`` when it could not be serialized.
+        """Write a computed ``value`` to every tier; ``False`` when it could not be serialized.
 
-        ``delta`` is how long computing the value took (early refresh uses it).
+        Each shared tier takes it only if it still holds the record this call saw
+        there (or, with ``token``, this call's lease); memory only if the key was
+        not invalidated since the call began. ``delta`` is how long computing took.
         """
         soft, hard = self.freshness.lifetimes(self.default_ttl if ttl is _INHERIT else ttl)
         now = self.clock()
         stale_at = _expiry(now, soft) if self.freshness.enabled else None
-        if not self.freshness.enabled:
-            delta = 0.0
-        payload: tuple[int, bytes] | None = None
+        delta = delta if self.freshness.enabled else 0.0
+        payload: Payload | None = None
         if self.remote or self.measure:
             try:
                 payload = self.codec.payload(value)
             except SerializationError as exc:
                 if self.remote:
                     _warn_unserializable(full_key, exc)
+                    if token is not None and self._lease_slots:
+                        self.give_up(self._lease_slots[0], full_key, call, token)
                     return False
-                # memory-only: the value needs no bytes, so no size can be held against it
-        for index, tier in enumerate(self.tiers):
-            lifetime = self._tier_lifetime(tier, hard)
-            if self._skip(index, write=True):
+                # memory only: the value needs no bytes, so no size can be held against it
+        version = new_version()
+        generation = self.generation.value
+        lease = self._lease_slots[0] if token is not None and self._lease_slots else None
+        for slot in self.slots:
+            lifetime = slot.tier.ttl if slot.tier.ttl is not None else hard
+            if not slot.allowed(call, write=True):
                 continue
-            if payload is not None and self._too_big(index, full_key, payload):
+            if payload is not None and self._too_big(
+                slot, full_key, self.codec.overhead + len(payload.data)
+            ):
                 continue
-            try:
-                if tier.stores_bytes:
-                    assert payload is not None
-                    blob = Codec.wrap(payload, _expiry(now, lifetime), stale_at, delta)
-                    tier.set(full_key, blob, lifetime)
-                elif stale_at is not None:
-                    tier.set(full_key, Fresh(value, stale_at, delta), lifetime)
-                else:
-                    tier.set(full_key, value, lifetime)
-            except Exception as exc:
-                self._failed(index, "set", exc)
-            else:
-                self._ok(index)
+            expires_at = _expiry(now, lifetime)
+            if slot.remote:
+                if self._too_old(call):
+                    continue
+                assert payload is not None
+                blob = self.codec.wrap(
+                    full_key, payload, version=version, generation=generation,
+                    expires_at=expires_at, keep_until=None, stale_at=stale_at, delta=delta,
+                )  # fmt: skip
+                expect = token if slot is lease else self._expect(slot, full_key, call)
+                keep = self._keep(slot, full_key, call, expires_at, now)
+                done = slot.run(
+                    "set", call, self._swap, slot, full_key, blob, keep, expect,
+                    write=True, skip=False,
+                )  # fmt: skip
+                if slot is lease and done is not FAILED:
+                    lease = None  # replaced by the value, or already gone
+            elif call.force or self.marks.writable(full_key, call.epoch):
+                stored = value if stale_at is None else Fresh(value, stale_at, delta)
+                slot.run(
+                    "set", call, slot.tier.set, full_key, stored, lifetime,
+                    write=True, skip=False,
+                )  # fmt: skip
+        if lease is not None and token is not None:  # the value skipped the lease's tier
+            self.give_up(lease, full_key, call, token)
         return True
 
-    # ------------------------------------------------------------ compute once
+    # ------------------------------------------------------------ leases
 
-    def _lease_index(self) -> int | None:
-        """The first shared tier that can hold a lease and is not known to be down."""
+    def lease_slot(self, call: Call) -> Slot | None:
+        """The shared tier that holds fill leases, when the lock is on and it is usable."""
         if not self.lock:
             return None
-        for index in self._lease_tiers:
-            breaker = self.breakers[index]
+        for slot in self._lease_slots:
             # A lease is a write: after a failed read it waits, like the value's write.
-            if breaker is None or breaker.allow(write=True):
-                return index
+            if slot.index not in call.sick and (
+                slot.breaker is None or slot.breaker.allow(write=True)
+            ):
+                return slot
         return None
 
-    def _acquire(self, index: int, full_key: str, token: str) -> bool | None:
-        """Try for the lease: ``True`` held, ``False`` someone else holds it, ``None`` failed."""
-        tier: Any = self.tiers[index]
-        try:
-            got = bool(tier.acquire_lock(full_key + LOCK_SUFFIX, token, self.lock_lease))
-        except Exception as exc:
-            self._failed(index, "lock", exc)
-            return None
-        self._ok(index)
-        return got
+    def acquire(self, slot: Slot, full_key: str, call: Call, token: bytes) -> object:
+        """Try for the fill lease, held in the entry's own key.
 
-    def _release(self, index: int, full_key: str, token: str) -> None:
-        tier: Any = self.tiers[index]
-        try:
-            tier.release_lock(full_key + LOCK_SUFFIX, token)
-        except Exception as exc:
-            self._failed(index, "unlock", exc)
-
-    def _filled(self, index: int, full_key: str) -> bool:
-        """Whether tier ``index`` now holds a live entry (not counted: a waiter's poll)."""
-        try:
-            raw = self.tiers[index].get(full_key)
-        except Exception as exc:
-            self._failed(index, "get", exc)
-            return False
-        if raw is MISS:
-            return False
-        try:
-            envelope = self.codec.decode(raw)
-        except SerializationError:
-            return False
-        return envelope.expires_at is None or envelope.expires_at > self.clock()
-
-    def _wait_for_leader(self, index: int, full_key: str, token: str) -> Envelope | bool:
-        """Poll while another caller holds the lease.
-
-        Returns the holder's entry once it lands, ``True`` when the lease ran out
-        (its holder died) and this caller took it over, ``False`` when the wait is up.
+        Returns :data:`HELD`, :data:`WAIT` (someone else's live lease), the
+        :class:`Record` of a value that has just landed, or ``None`` (the tier failed).
         """
-        deadline = time.monotonic() + self.lock_wait
-        pause = 0.005
-        while time.monotonic() < deadline:
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, 0.1)
-            if self._filled(index, full_key):
-                found = self.lookup_entry(full_key)
-                if found is not MISS:
-                    return found
-            if self._acquire(index, full_key, token):
-                return True
-        return False
+        at = (slot.index, full_key)
+        for _ in range(3):  # the record changed under us: judge the new one
+            now = self.clock()
+            if call.leased.get(at, 0.0) > now:  # never take a live lease from its holder
+                return WAIT
+            until = now + self.lock_lease
+            keep = self._keep(slot, full_key, call, until, now)
+            blob = self.codec.lease(full_key, token, until, now + (keep or self.lock_lease))
+            got = slot.run(
+                "lock", call, slot.tier.swap, full_key, blob, keep,  # type: ignore[attr-defined]
+                call.observed.get((slot.index, full_key)), write=True, skip=False,
+            )  # fmt: skip
+            if got is FAILED:
+                return None
+            done, current = got
+            if done:
+                return HELD
+            judged = self._judge(slot, full_key, current, call)
+            if judged is not None:
+                return judged
+        return WAIT
 
-    def _computed(
-        self,
-        full_key: str,
-        compute: Callable[..., R],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> R:
-        started = time.monotonic()
-        result = compute(*args, **kwargs)
-        self.store(full_key, result, delta=time.monotonic() - started)
-        return result
-
-    def _fill(
-        self,
-        full_key: str,
-        compute: Callable[..., R],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> R:
-        """A full miss: compute under the lease when one is to be had, else wait or compute."""
-        index = self._lease_index()
-        if index is None:
-            return self._computed(full_key, compute, args, kwargs)
-        token = uuid.uuid4().hex
-        got: bool | None | Envelope = self._acquire(index, full_key, token)
-        if got is False:
-            got = self._wait_for_leader(index, full_key, token)
-            if isinstance(got, Envelope):
-                return got.value  # type: ignore[return-value]
-            # got is True: the lease was ours after its holder vanished; False: waited enough
-        try:
-            if got and self._filled(index, full_key):  # the previous holder just finished
-                found = self.lookup_entry(full_key)
-                if found is not MISS:
-                    return found.value  # type: ignore[return-value]
-            return self._computed(full_key, compute, args, kwargs)
-        finally:
-            if got:
-                self._release(index, full_key, token)
-
-    def _refresh_stale(
-        self,
-        full_key: str,
-        entry: Envelope,
-        compute: Callable[..., R],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> R:
-        """One caller recomputes a stale or early-refresh entry; everyone else serves it."""
-        stale = entry.stale_at is not None and self.clock() >= entry.stale_at
-        if not self.flights.try_lead(full_key):
-            return cast("R", self._served(entry, stale))
-        try:
-            index = self._lease_index()
-            token = uuid.uuid4().hex
-            got = None if index is None else self._acquire(index, full_key, token)
-            if got is False:  # another environment is refreshing it
-                return cast("R", self._served(entry, stale))
+    def _judge(self, slot: Slot, full_key: str, raw: object, call: Call) -> object:
+        """What a waiter makes of a record: a value, ``WAIT``, or ``None`` (free to take)."""
+        now = self.clock()
+        if isinstance(raw, bytes):
             try:
-                return self._computed(full_key, compute, args, kwargs)
-            except Exception as exc:
-                if not stale:
-                    raise
-                logger.warning(
-                    "stratacache served a stale %s: refreshing it failed: %s: %s",
-                    full_key,
-                    type(exc).__name__,
-                    _redact(exc),
-                )
-                return cast("R", self._served(entry, stale))
-            finally:
-                if got and index is not None:
-                    self._release(index, full_key, token)
-        finally:
-            self.flights.release(full_key)
+                record = self.codec.decode(full_key, raw)
+            except SerializationError:
+                record = None
+            if record is not None:
+                self._note(call, (slot.index, full_key), record, now)
+                live = record.expires_at is None or record.expires_at > now
+                if live and record.kind is LEASE:
+                    return WAIT
+                if live and record.kind is VALUE and record.generation >= self.generation.value:
+                    slot.counts.hits += 1
+                    if slot.index:
+                        self._promote(full_key, slot.index, record, raw, call)
+                    return record
+                return None
+        self._accept(slot, full_key, raw, now, call)  # absent or foreign: noted, counted
+        return None
 
-    def _served(self, entry: Envelope, stale: bool) -> Any:
+    def poll(self, slot: Slot, full_key: str, call: Call, token: bytes) -> object:
+        """A waiter's look: the value once it lands, ``WAIT``, or the lease if it fell free."""
+        raw = slot.run("get", call, slot.tier.get, full_key, skip=False)
+        if raw is FAILED:
+            return None
+        judged = self._judge(slot, full_key, raw, call)
+        if judged is not None:
+            return judged
+        return self.acquire(slot, full_key, call, token)
+
+    def give_up(self, slot: Slot, full_key: str, call: Call, token: bytes) -> None:
+        """Release a fill lease this call may hold (compare-and-delete: safe if it does not)."""
+        slot.run("unlock", call, slot.tier.delete_if, full_key, token, skip=False)  # type: ignore[attr-defined]
+
+    def lock_slot(self, call: Call) -> Slot | None:
+        """The shared tier that holds refresh locks, when the lock is on and it is usable."""
+        slot = self._lock_slot
+        if not self.lock or slot is None or slot.index in call.sick:
+            return None
+        return slot
+
+    def refresh_lock(self, slot: Slot, full_key: str, call: Call, token: str) -> bool | None:
+        """The refresh lock of a served entry: ``True``, ``False`` (taken), ``None`` (error)."""
+        got = slot.run(
+            "lock", call, slot.tier.acquire_lock,  # type: ignore[attr-defined]
+            lock_key(full_key), token, self.lock_lease, write=True,
+        )  # fmt: skip
+        return None if got is FAILED else bool(got)
+
+    def refresh_unlock(self, slot: Slot, full_key: str, call: Call, token: str) -> None:
+        """Give the refresh lock up if this call holds it."""
+        slot.run(
+            "unlock", call, slot.tier.release_lock,  # type: ignore[attr-defined]
+            lock_key(full_key), token, skip=False,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ freshness
+
+    def refresh_due(self, record: Record) -> bool:
+        """Whether a caller should recompute this entry now (stale, or chosen by XFetch)."""
+        return record.stale_at is not None and self.freshness.refresh_due(
+            record.stale_at, record.delta, self.clock()
+        )
+
+    def is_stale(self, record: Record) -> bool:
+        """Whether the entry is past its soft expiry (served only as a grace value)."""
+        return record.stale_at is not None and self.clock() >= record.stale_at
+
+    def served(self, record: Record, stale: bool) -> Any:
         """The value of an entry served instead of recomputed (counted when stale)."""
         if stale:
             self.stale_served += 1
-        return entry.value
+        return record.value
 
-    def get_or_compute(
-        self,
-        full_key: str,
-        compute: Callable[..., R],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> R:
-        """The decorators' slow path: look up, else compute once and write every tier.
+    def served_on_error(self, full_key: str, record: Record, exc: BaseException) -> Any:
+        """Stale-if-error: serve the stale entry, with one log line that names the cause."""
+        logger.warning(
+            "stratacache served a stale %s: refreshing it failed: %s: %s",
+            full_key,
+            type(exc).__name__,
+            redact(exc),
+        )
+        return self.served(record, True)
 
-        Concurrent callers in this process share one computation; across
-        environments the lease lock (when a shared tier can hold one) does the same.
+    # ------------------------------------------------------------ invalidation
+
+    def mark(self, full_key: str) -> None:
+        """From now on, nothing computed or read before this moment is served for ``full_key``."""
+        self.marks.mark(full_key)
+        self.flights.forget(full_key)
+
+    def invalidate(self, full_key: str, *, strict: bool = False) -> bool:
+        """Remove ``full_key`` from every tier, leaving tombstones that refuse older fills.
+
+        Returns ``True`` when some tier held a live entry. A tier that fails is
+        counted and skipped; with ``strict=True`` the first failure is raised as
+        :class:`InvalidationError` after every tier was tried. Deletes go through
+        even while a breaker is open: an invalidation skipped now would leave a
+        stale entry to be served once the tier is back.
         """
-        entry = self.lookup_entry(full_key)
-        if entry is not MISS:
-            if entry.stale_at is not None and self.freshness.refresh_due(
-                entry.stale_at, entry.delta, self.clock()
-            ):
-                return self._refresh_stale(full_key, entry, compute, args, kwargs)
-            return entry.value  # type: ignore[return-value]
-        return self.flights.do(full_key, lambda: self._fill(full_key, compute, args, kwargs))
-
-    async def aget_or_compute(
-        self,
-        full_key: str,
-        compute: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> Any:
-        """Like :meth:`get_or_compute` for coroutines; network I/O runs in a worker thread."""
-        import asyncio  # already loaded when a coroutine runs; import stratacache skips its ~20 ms
-
-        async def off_loop(fn: Callable[..., Any], *fn_args: Any) -> Any:
-            return await asyncio.to_thread(fn, *fn_args) if self.remote else fn(*fn_args)
-
-        entry = await off_loop(self.lookup_entry, full_key)
-        if entry is not MISS:
-            stale = entry.stale_at is not None and self.clock() >= entry.stale_at
-            if not self.freshness.refresh_due(entry.stale_at, entry.delta, self.clock()):
-                return entry.value
-            if not self.flights.try_lead(full_key):
-                return self._served(entry, stale)
-            try:
-                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
-            except Exception:
-                if not stale:
-                    raise
-                logger.warning("stratacache served a stale %s: refreshing it failed", full_key)
-                return self._served(entry, stale)
-            finally:
-                self.flights.release(full_key)
-
-        async def fill() -> Any:
-            index = self._lease_index()
-            if index is None:
-                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
-            token = uuid.uuid4().hex
-            got = await off_loop(self._acquire, index, full_key, token)
-            if got is False:
-                got = await off_loop(self._wait_for_leader, index, full_key, token)
-                if isinstance(got, Envelope):
-                    return got.value
-            try:
-                return await self._acomputed(full_key, compute, args, kwargs, off_loop)
-            finally:
-                if got:
-                    await off_loop(self._release, index, full_key, token)
-
-        return await self.flights.ado(full_key, fill)
-
-    async def _acomputed(
-        self,
-        full_key: str,
-        compute: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        off_loop: Callable[..., Any],
-    ) -> Any:
-        started = time.monotonic()
-        result = await compute(*args, **kwargs)
-        await off_loop(self.store, full_key, result, _INHERIT, time.monotonic() - started)
-        return result
-
-    # ------------------------------------------------------------ imperative API
-
-    def get(self, key: str, default: object = None) -> object:
-        """The cached value of ``key``, or ``default`` when no tier has it."""
-        value = self.lookup(self.full_key(key))
-        return default if value is MISS else value
-
-    def set(self, key: str, value: object, ttl: float | None = _INHERIT) -> None:
-        """Cache ``value`` under ``key`` in every tier (``ttl`` seconds, else the default)."""
-        self.store(self.full_key(key), value, ttl if ttl is _INHERIT else check_ttl(ttl))
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, object]:
-        """The cached values of those ``keys`` that some tier has, promoted like :meth:`get`."""
-        wanted = {self.full_key(key): key for key in keys}
-        found: dict[str, object] = {}
+        self.mark(full_key)
         now = self.clock()
-        missing = list(wanted)
-        for index, tier in enumerate(self.tiers):
+        version = new_version()
+        removed = False
+        failure: Exception | None = None
+        for slot in self.slots:
+            tier = slot.tier
+            if slot.remote and tier.capabilities.versioned:
+                blob = self.codec.tombstone(
+                    full_key, version, self.generation.value, now + self.tombstone_ttl
+                )
+                got = slot.run(
+                    "delete", None, tier.swap,  # type: ignore[attr-defined]
+                    full_key, blob, self.tombstone_ttl, ANY, skip=False,
+                )  # fmt: skip
+                if got is not FAILED:
+                    removed = self._was_live(full_key, got[1], now) or removed
+            else:
+                got = slot.run("delete", None, tier.delete, full_key, skip=False)
+                if got is not FAILED:
+                    removed = bool(got) or removed
+            if got is FAILED:
+                failure = failure or slot.last_error
+        if strict and failure is not None:
+            raise InvalidationError(f"could not delete {full_key} from every tier") from failure
+        return removed
+
+    def _was_live(self, full_key: str, raw: object, now: float) -> bool:
+        if not isinstance(raw, bytes):
+            return False
+        try:
+            record = self.codec.decode(full_key, raw)
+        except SerializationError:
+            return False
+        return record.kind is VALUE and (record.expires_at is None or record.expires_at > now)
+
+    # ------------------------------------------------------------ batches
+
+    def read_many(self, full_keys: Sequence[str], call: Call) -> dict[str, Record]:
+        """The entries some tier has, one batch call per tier, promoted like :meth:`read`."""
+        if self.generation.due <= self.generation.clock():
+            self.check_generation()
+        found: dict[str, Record] = {}
+        now = self.clock()
+        missing = list(dict.fromkeys(full_keys))
+        for slot in self.slots:
             if not missing:
                 break
-            counts = self.counts[index]
-            if self._skip(index):
+            if not slot.allowed(call):
                 continue
-            try:
-                raws = tier.get_many(missing)
-            except Exception as exc:
-                self._failed(index, "get_many", exc)
-                continue
-            self._ok(index)
+            raws = slot.run("get_many", call, slot.tier.get_many, missing, skip=False)
+            if raws is FAILED:
+                error = slot.last_error
+                if not isinstance(error, PartialReadError):
+                    continue
+                raws = error.found
+                slot.counts.errors += error.failed - 1  # run() counted the call once
             still: list[str] = []
             for full_key, raw in zip(missing, raws, strict=True):
-                hit = None if raw is MISS else self._decode(index, full_key, raw, now)
-                if hit is None:
-                    counts.misses += 1
+                record = self._accept(slot, full_key, raw, now, call)
+                if record is None:
                     still.append(full_key)
                     continue
-                counts.hits += 1
-                found[wanted[full_key]] = hit.value
-                if index:
-                    self._promote(full_key, index, hit, raw)
+                slot.counts.hits += 1
+                found[full_key] = record
+                if slot.index:
+                    self._promote(full_key, slot.index, record, raw, call)
             missing = still
         return found
 
-    def set_many(self, items: Mapping[str, object], ttl: float | None = _INHERIT) -> None:
-        """Cache several values at once: one batch call per tier."""
-        default = self.default_ttl if ttl is _INHERIT else check_ttl(ttl)
+    def write_many(
+        self, values: Mapping[str, object], call: Call, ttl: float | None = _INHERIT
+    ) -> None:
+        """Write several values, one batch call per tier, each conditional as in :meth:`write`."""
+        lifetime_default = self.default_ttl if ttl is _INHERIT else check_ttl(ttl)
         now = self.clock()
-        values = {self.full_key(key): value for key, value in items.items()}
-        payloads: dict[str, tuple[int, bytes]] = {}
+        values = dict(values)
+        payloads: dict[str, Payload] = {}
         if self.remote or self.measure:
             for full_key, value in list(values.items()):
                 try:
@@ -711,90 +740,192 @@ class TieredCache:
                     if self.remote:
                         _warn_unserializable(full_key, exc)
                         del values[full_key]
-        for index, tier in enumerate(self.tiers):
-            lifetime = self._tier_lifetime(tier, default)
-            if self._skip(index, write=True):
+        generation = self.generation.value
+        for slot in self.slots:
+            lifetime = slot.tier.ttl if slot.tier.ttl is not None else lifetime_default
+            if not values or not slot.allowed(call, write=True):
                 continue
-            batch: Mapping[str, object] = values
-            if tier.stores_bytes:
-                expires_at = _expiry(now, lifetime)
-                batch = {k: Codec.wrap(p, expires_at) for k, p in payloads.items()}
-            if self.limits[index] is not None:
-                batch = {
-                    k: v
-                    for k, v in batch.items()
-                    if k not in payloads or not self._too_big(index, k, payloads[k])
+            expires_at = _expiry(now, lifetime)
+            fits = {
+                key: value
+                for key, value in values.items()
+                if key not in payloads
+                or not self._too_big(slot, key, self.codec.overhead + len(payloads[key].data))
+            }
+            if slot.remote:
+                if self._too_old(call):
+                    continue
+                blobs = {
+                    key: self.codec.wrap(
+                        key,
+                        payloads[key],
+                        version=new_version(),
+                        generation=generation,
+                        expires_at=expires_at,
+                        keep_until=None,
+                    )
+                    for key in fits
                 }
-            try:
-                tier.set_many(batch, lifetime)
-            except Exception as exc:
-                self._failed(index, "set_many", exc)
+                slot.run(
+                    "set_many", call, self._swap_many, slot, blobs, call, now, expires_at,
+                    write=True, skip=False,
+                )  # fmt: skip
             else:
-                self._ok(index)
+                writable = {
+                    key: value
+                    for key, value in fits.items()
+                    if call.force or self.marks.writable(key, call.epoch)
+                }
+                slot.run(
+                    "set_many", call, slot.tier.set_many, writable, lifetime,
+                    write=True, skip=False,
+                )  # fmt: skip
+
+    def _swap_many(
+        self,
+        slot: Slot,
+        blobs: Mapping[str, bytes],
+        call: Call,
+        now: float,
+        expires_at: float | None,
+    ) -> None:
+        if not slot.tier.capabilities.versioned:
+            slot.tier.set_many(blobs, None if expires_at is None else expires_at - now)
+            return
+        slot.tier.swap_many(  # type: ignore[attr-defined]
+            {
+                key: (
+                    blob,
+                    self._expect(slot, key, call),
+                    self._keep(slot, key, call, expires_at, now),
+                )
+                for key, blob in blobs.items()
+            }
+        )
+
+    # ------------------------------------------------------------ imperative API
+
+    def get_or_compute(
+        self,
+        full_key: str,
+        compute: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The cached value of a stored key, else ``compute(*args, **kwargs)`` once, stored.
+
+        The decorators' algorithm (:mod:`stratacache.compute`), for callers that
+        build their own keys.
+        """
+        from stratacache import compute as algorithm  # it imports this module
+
+        return algorithm.run(
+            algorithm.get_or_compute(self, full_key),
+            lambda: compute(*args, **(kwargs or {})),
+            self.flights,
+            self.sleep,
+        )
+
+    async def aget_or_compute(
+        self,
+        full_key: str,
+        compute: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Like :meth:`get_or_compute` for a coroutine function; tier I/O in a worker thread."""
+        from stratacache import compute as algorithm
+
+        return await algorithm.arun(
+            algorithm.get_or_compute(self, full_key),
+            lambda: compute(*args, **(kwargs or {})),
+            self.flights,
+            self.remote,
+        )
+
+    def get(self, key: str, default: object = None) -> object:
+        """The cached value of ``key``, or ``default`` when no tier has it."""
+        record = self.read(self.full_key(key), self.begin())
+        return default if record is None else record.value
+
+    def set(self, key: str, value: object, ttl: float | None = _INHERIT) -> None:
+        """Cache ``value`` under ``key`` in every tier (``ttl`` seconds, else the default)."""
+        self.store(self.full_key(key), value, ttl)
+
+    def store(self, full_key: str, value: object, ttl: float | None = _INHERIT) -> bool:
+        """Write ``value`` under a stored key in every tier, unconditionally (an explicit write)."""
+        if ttl is not _INHERIT:
+            ttl = check_ttl(ttl)
+        self.mark(full_key)
+        return self.write(full_key, value, self.begin(force=True), ttl=ttl)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, object]:
+        """The cached values of those ``keys`` that some tier has, promoted like :meth:`get`."""
+        wanted = {self.full_key(key): key for key in keys}
+        found = self.read_many(list(wanted), self.begin())
+        return {wanted[full_key]: record.value for full_key, record in found.items()}
+
+    def set_many(self, items: Mapping[str, object], ttl: float | None = _INHERIT) -> None:
+        """Cache several values at once: one batch call per tier."""
+        values = {self.full_key(key): value for key, value in items.items()}
+        for full_key in values:
+            self.mark(full_key)
+        self.write_many(values, self.begin(force=True), ttl)
 
     def delete(self, key: str, *, strict: bool = False) -> bool:
-        """Remove ``key`` from every tier; ``True`` when some tier had it.
-
-        A tier that fails is counted and skipped, like any cache failure; with
-        ``strict=True`` the first failure is raised after every tier was tried (for
-        callers that retry, such as a stream handler).
-        """
-        full_key = self.full_key(key)
-        removed = False
-        failure: Exception | None = None
-        # Deletes go through even while a breaker is open: an invalidation skipped now
-        # would leave a stale entry to be served once the tier is back.
-        for index, tier in enumerate(self.tiers):
-            try:
-                removed = tier.delete(full_key) or removed
-            except Exception as exc:
-                self._failed(index, "delete", exc)
-                failure = failure or exc
-            else:
-                self._ok(index)
-        if strict and failure is not None:
-            raise InvalidationError(f"could not delete {full_key} from every tier") from failure
-        return removed
+        """Remove ``key`` from every tier; ``True`` when some tier had it (:meth:`invalidate`)."""
+        return self.invalidate(self.full_key(key), strict=strict)
 
     def delete_many(self, keys: Iterable[str]) -> None:
-        """Remove several keys from every tier."""
-        full_keys = [self.full_key(key) for key in keys]
-        for index, tier in enumerate(self.tiers):  # not skipped, as in delete()
-            try:
-                tier.delete_many(full_keys)
-            except Exception as exc:
-                self._failed(index, "delete_many", exc)
-            else:
-                self._ok(index)
+        """Remove several keys from every tier, with tombstones, one batch call per tier."""
+        self.invalidate_many([self.full_key(key) for key in keys])
 
-    def _entries(self, full_key: str) -> Iterable[tuple[int, object, float | None]]:
-        """(tier index, raw, expires_at) of every tier holding a live ``full_key``."""
+    def invalidate_many(self, full_keys: Sequence[str]) -> None:
+        """:meth:`invalidate` for several stored keys, one batch call per tier."""
+        for full_key in full_keys:
+            self.mark(full_key)
         now = self.clock()
-        for index, tier in enumerate(self.tiers):
-            if self._skip(index):
+        for slot in self.slots:
+            tier = slot.tier
+            if slot.remote and tier.capabilities.versioned:
+                until = now + self.tombstone_ttl
+                items = {
+                    key: (
+                        self.codec.tombstone(key, new_version(), self.generation.value, until),
+                        ANY,
+                        self.tombstone_ttl,
+                    )
+                    for key in full_keys
+                }
+                slot.run("delete_many", None, tier.swap_many, items, skip=False)  # type: ignore[attr-defined]
+            else:
+                slot.run("delete_many", None, tier.delete_many, full_keys, skip=False)
+
+    def _peek(self, full_key: str) -> Iterable[tuple[Slot, Record, object]]:
+        """(slot, record, raw) of every tier holding a live entry, uncounted, unpromoted."""
+        now = self.clock()
+        for slot in self.slots:
+            raw = slot.run("read", None, slot.tier.get, full_key)
+            if raw is FAILED or raw is MISS or isinstance(raw, Foreign):
+                continue
+            if not slot.remote:
+                left = slot.tier.remaining_ttl(full_key)
+                if left is MISS:
+                    continue
+                value = raw.value if type(raw) is Fresh else raw
+                yield slot, Record(VALUE, value, b"", 0, _expiry(now, left), None), raw
                 continue
             try:
-                raw = tier.get(full_key)
-                self._ok(index)
-                if raw is MISS:
-                    continue
-                if tier.stores_bytes:
-                    envelope = self.codec.decode(raw)
-                    expires_at = envelope.expires_at
-                else:
-                    left = tier.remaining_ttl(full_key)
-                    if left is MISS:
-                        continue
-                    expires_at = None if left is None else now + left
-            except Exception as exc:
-                self._failed(index, "read", exc)
+                record = self.codec.decode(full_key, raw)
+            except SerializationError:
                 continue
-            if expires_at is None or expires_at > now:
-                yield index, raw, expires_at
+            live = record.expires_at is None or record.expires_at > now
+            if record.kind is VALUE and live and record.generation >= self.generation.value:
+                yield slot, record, raw
 
     def has(self, key: str) -> bool:
         """Whether some tier holds a live entry for ``key`` (no promotion, not counted)."""
-        return next(iter(self._entries(self.full_key(key))), None) is not None
+        return next(iter(self._peek(self.full_key(key))), None) is not None
 
     def ttl(self, key: str) -> float | None:
         """Seconds left for ``key`` in the fastest tier holding it.
@@ -802,8 +933,8 @@ class TieredCache:
         ``None`` when no tier holds it; ``math.inf`` when it never expires.
         """
         now = self.clock()
-        for _, _, expires_at in self._entries(self.full_key(key)):
-            return math.inf if expires_at is None else expires_at - now
+        for _, record, _ in self._peek(self.full_key(key)):
+            return math.inf if record.expires_at is None else record.expires_at - now
         return None
 
     def expire(self, key: str, ttl: float | None) -> bool:
@@ -815,113 +946,58 @@ class TieredCache:
         full_key = self.full_key(key)
         now = self.clock()
         touched = False
-        for index, raw, _ in list(self._entries(full_key)):
-            tier = self.tiers[index]
-            lifetime = (
-                _lifetime(None, now, tier.ttl)
-                if ttl is None
-                else _lifetime(now + ttl, now, tier.ttl)
-            )
+        for slot, record, raw in list(self._peek(full_key)):
+            cap = slot.tier.ttl
+            lifetime = _lifetime(None if ttl is None else now + ttl, now, cap)
             assert lifetime is not MISS
-            if self._skip(index, write=True):
-                continue
-            try:
-                if tier.stores_bytes:
-                    payload = Codec.payload_of(raw)  # type: ignore[arg-type]
-                    tier.set(full_key, Codec.wrap(payload, _expiry(now, lifetime)), lifetime)
-                else:
-                    tier.set(full_key, raw, lifetime)
-                touched = True
-            except Exception as exc:
-                self._failed(index, "expire", exc)
+            if slot.remote:
+                blob = self.codec.rewrap(full_key, record, raw, _expiry(now, lifetime))  # type: ignore[arg-type]
+                done = slot.run(
+                    "expire", None, self._swap, slot, full_key, blob, lifetime, record.version,
+                    write=True,
+                )  # fmt: skip
             else:
-                self._ok(index)
+                done = slot.run("expire", None, slot.tier.set, full_key, raw, lifetime, write=True)
+            touched = touched or done is not FAILED
         return touched
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses and errors of each tier of this cache since it was made."""
         out: dict[str, dict[str, int]] = {}
-        for tier, counts in zip(self.tiers, self.counts, strict=True):
-            out[tier.name] = counts.snapshot()
-            if isinstance(tier, Sized):
-                out[tier.name]["size"] = len(tier)
+        for slot in self.slots:
+            out[slot.name] = slot.counts.snapshot()
+            if isinstance(slot.tier, Sized):
+                out[slot.name]["size"] = len(slot.tier)
         return out
 
     def health_check(self, probe_ttl: float = 60.0) -> dict[str, dict[str, Any]]:
         """Write, read back, verify and delete a probe key in every tier; report each tier.
 
-        Probes are sent even to a tier whose breaker is open, are not counted in
-        the metrics, and feed the tier's breaker (a tier that answers closes it).
-
-        Returns:
-            ``{tier name: {"status": "ok" | "error", "latency_ms": float,
-            "error": str | None, "breaker": "closed" | "open" | "half-open" | None}}``
+        See :func:`stratacache.health.health_check`.
 
         Example:
             >>> TieredCache([MemoryTier()]).health_check()["L1"]["status"]
             'ok'
         """
-        probe_key = self.full_key(f"__health__:{uuid.uuid4().hex}")
-        token = uuid.uuid4().hex
-        report: dict[str, dict[str, Any]] = {}
-        for index, tier in enumerate(self.tiers):
-            error: str | None = None
-            started = time.perf_counter()
-            try:
-                stored = self.codec.encode(token, self.clock() + probe_ttl)
-                tier.set(probe_key, stored if tier.stores_bytes else token, probe_ttl)
-                raw = tier.get(probe_key)
-                if raw is MISS:
-                    error = "the probe key written was not found"
-                elif (self.codec.decode(raw).value if tier.stores_bytes else raw) != token:
-                    error = "the probe key read back another value"
-                tier.delete(probe_key)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {_redact(exc)}"
-            latency_ms = (time.perf_counter() - started) * 1000
-            breaker = self.breakers[index]
-            if breaker is not None:
-                if error is None:
-                    breaker.success()
-                else:
-                    breaker.failure()
-            report[tier.name] = {
-                "status": "ok" if error is None else "error",
-                "latency_ms": round(latency_ms, 3),
-                "error": error,
-                "breaker": None if breaker is None else breaker.state,
-            }
-        return report
+        from stratacache.health import health_check
+
+        return health_check(self, probe_ttl)
 
     def clear(self) -> None:
-        """Remove every entry of this cache's namespace from every tier (all generations)."""
-        for index in range(len(self.tiers)):  # not skipped, as in delete()
-            self._clear_tier(index)
+        """Remove every entry of this cache's namespace from every tier.
 
-    def _clear_tier(self, index: int) -> None:
-        tier = self.tiers[index]
-        try:
-            tier.clear(f"{self.namespace}:")  # every generation: ns:key and ns:~gN:key
-        except Exception as exc:
-            self._failed(index, "clear", exc)
-        else:
-            self._ok(index)
+        For maintenance: it scans. Unlike :meth:`invalidate_all`, a fill already
+        under way when it runs may still land afterwards.
+        """
+        self.marks.mark_all()
+        self.flights.forget()
+        for slot in self.slots:  # not skipped, as in delete()
+            slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
 
     def close(self) -> None:
         """Release the tiers' connections; they reconnect on next use."""
         for tier in self.tiers:
-            close = getattr(tier, "close", None)
-            if close is not None:
-                close()
-
-
-def _redact(exc: BaseException) -> str:
-    """An exception's message with any ``scheme://user:password@`` credentials masked."""
-    return _CREDENTIALS.sub(r"\1***@", str(exc))
-
-
-def _expiry(now: float, lifetime: float | None) -> float | None:
-    return None if lifetime is None else now + lifetime
+            tier.close()
 
 
 def _warn_unserializable(full_key: str, exc: SerializationError) -> None:

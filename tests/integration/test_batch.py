@@ -41,7 +41,7 @@ def test_250_ids_from_four_places_fetch_exactly_the_missing_ones(
     l1, l2 = MemoryTier(maxsize=1000), RedisTier(client=redis_client)
     l3 = DynamoDBTier(table_name, client=dynamodb_client)
 
-    @cached_many(ttl=300, tiers=[l1, l2, l3])
+    @cached_many(ttl=300, tiers=[l1, l2, l3], namespace="t")
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
@@ -53,7 +53,7 @@ def test_250_ids_from_four_places_fetch_exactly_the_missing_ones(
     # Seed each tier directly, through a cache over just that tier.
     for tier, chosen in ((l1, in_l1), (l2, in_l2), (l3, in_l3)):
         seeded = squares.cache.__class__(
-            [tier], ttl=300, namespace=squares.cache.namespace, recorder=MetricsRecorder()
+            [tier], ttl=300, namespace=squares.cache.namespace_parts, recorder=MetricsRecorder()
         )
         seeded.set_many({keys[i]: {"id": i, "square": i * i} for i in chosen})
 
@@ -80,7 +80,7 @@ def test_250_ids_from_four_places_fetch_exactly_the_missing_ones(
 def test_a_second_call_is_served_without_the_origin(redis_client: Any) -> None:
     source = Source()
 
-    @cached_many(ttl=60, tiers=[MemoryTier(), RedisTier(client=redis_client)])
+    @cached_many(ttl=60, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="t")
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
@@ -92,7 +92,7 @@ def test_a_second_call_is_served_without_the_origin(redis_client: Any) -> None:
 def test_ids_the_function_does_not_return_are_left_out_and_asked_again() -> None:
     source = Source()
 
-    @cached_many
+    @cached_many(namespace="t")
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
@@ -104,7 +104,7 @@ def test_ids_the_function_does_not_return_are_left_out_and_asked_again() -> None
 def test_cache_absent_remembers_ids_that_do_not_exist() -> None:
     source = Source()
 
-    @cached_many(cache_absent=True, absent_ttl=30)
+    @cached_many(cache_absent=True, absent_ttl=30, namespace="t")
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
@@ -117,7 +117,7 @@ def test_cache_absent_remembers_ids_that_do_not_exist() -> None:
 def test_other_arguments_are_part_of_every_ids_key() -> None:
     asked: list[tuple[str, list[int]]] = []
 
-    @cached_many(ids="ids")
+    @cached_many(ids="ids", namespace="t")
     def names(locale: str, ids: list[int]) -> dict[int, str]:
         asked.append((locale, list(ids)))
         return {i: f"{locale}-{i}" for i in ids}
@@ -131,7 +131,7 @@ def test_other_arguments_are_part_of_every_ids_key() -> None:
 def test_invalidate_drops_the_given_ids_only() -> None:
     source = Source()
 
-    @cached_many
+    @cached_many(namespace="t")
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
@@ -144,7 +144,7 @@ def test_invalidate_drops_the_given_ids_only() -> None:
 def test_async_batch_functions_are_cached(redis_client: Any) -> None:
     source = Source()
 
-    @cached_many(tiers=[MemoryTier(), RedisTier(client=redis_client)])
+    @cached_many(tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="t")
     async def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         await asyncio.sleep(0)
         return source(ids)
@@ -161,11 +161,11 @@ def test_async_batch_functions_are_cached(redis_client: Any) -> None:
 def test_mistakes_are_named() -> None:
     with pytest.raises(ConfigurationError, match="ids='items'"):
 
-        @cached_many(ids="items")
+        @cached_many(ids="items", namespace="t")
         def f(ids: list[int]) -> dict[int, int]:
             return {}
 
-    @cached_many
+    @cached_many(namespace="t")
     def g(ids: list[Any]) -> Any:
         return [1]
 

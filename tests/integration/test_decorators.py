@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 from typing import Any
 
@@ -21,6 +22,10 @@ from stratacache import (
     cached_tiered,
 )
 from stratacache.tiers import MISS
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
 
 
 class Counter:
@@ -42,7 +47,7 @@ def origin() -> Counter:
 
 
 def test_bare_cached_runs_the_function_once_per_argument(origin: Counter) -> None:
-    @cached
+    @cached(namespace="t")
     def square(x: int) -> int:
         origin(x)
         return x * x
@@ -52,7 +57,7 @@ def test_bare_cached_runs_the_function_once_per_argument(origin: Counter) -> Non
 
 
 def test_positional_keyword_and_default_arguments_share_one_entry(origin: Counter) -> None:
-    @cached(ttl=60)
+    @cached(ttl=60, namespace="t")
     def greet(name: str, greeting: str = "hello") -> str:
         origin(name, greeting)
         return f"{greeting} {name}"
@@ -68,7 +73,7 @@ def test_positional_keyword_and_default_arguments_share_one_entry(origin: Counte
 def test_cached_on_a_shared_tier_from_the_environment(
     remote_env: dict[str, str], origin: Counter, tier_name: str
 ) -> None:
-    @cached(tier=tier_name, ttl=60)
+    @cached(tier=tier_name, ttl=60, namespace="t")
     def lookup(user_id: int) -> dict[str, Any]:
         origin(user_id)
         return {"id": user_id, "tags": ("a", "b")}
@@ -83,7 +88,7 @@ def test_cached_on_a_shared_tier_from_the_environment(
 def test_cached_on_a_tier_instance(redis_client: Any, origin: Counter) -> None:
     tier = RedisTier(client=redis_client, name="sessions")
 
-    @cached(tier=tier, ttl=60)
+    @cached(tier=tier, ttl=60, namespace="t")
     def session(token: str) -> str:
         origin(token)
         return token.upper()
@@ -94,11 +99,11 @@ def test_cached_on_a_tier_instance(redis_client: Any, origin: Counter) -> None:
 
 
 def test_cached_memory_gives_each_function_its_own_l1() -> None:
-    @cached
+    @cached(namespace="t")
     def one() -> int:
         return 1
 
-    @cached
+    @cached(namespace="t")
     def two() -> int:
         return 2
 
@@ -128,7 +133,7 @@ def test_a_non_callable_key_is_refused() -> None:
 def test_ignore_naming_an_unknown_argument_is_refused() -> None:
     with pytest.raises(KeyBuildError, match="clinet"):
 
-        @cached(ignore=["clinet"])
+        @cached(ignore=["clinet"], namespace="t")
         def fetch(client: object, item_id: int) -> int:
             return item_id
 
@@ -137,7 +142,7 @@ def test_ignore_naming_an_unknown_argument_is_refused() -> None:
 
 
 def test_cached_tiered_without_settings_is_l1_only(origin: Counter) -> None:
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def answer() -> int:
         origin()
         return 42
@@ -150,7 +155,7 @@ def test_cached_tiered_without_settings_is_l1_only(origin: Counter) -> None:
 def test_cached_tiered_writes_every_tier_on_a_full_miss(
     remote_env: dict[str, str], redis_client: Any, dynamodb_client: Any, origin: Counter
 ) -> None:
-    @cached_tiered(ttl=120)
+    @cached_tiered(ttl=120, namespace="t")
     def price(sku: str) -> float:
         origin(sku)
         return 9.99
@@ -174,7 +179,7 @@ def test_cached_tiered_takes_explicit_tiers(
         DynamoDBTier(table_name, client=dynamodb_client, ttl=86400),
     ]
 
-    @cached_tiered(ttl=300, tiers=tiers)
+    @cached_tiered(ttl=300, tiers=tiers, namespace="t")
     def report(day: str) -> str:
         origin(day)
         return f"report {day}"
@@ -193,7 +198,7 @@ def test_cached_tiered_takes_explicit_tiers(
 def test_none_and_falsy_results_are_cached(remote_env: dict[str, str], value: object) -> None:
     calls = Counter()
 
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def maybe() -> object:
         calls()
         return value
@@ -206,7 +211,7 @@ def test_none_and_falsy_results_are_cached(remote_env: dict[str, str], value: ob
 
 
 def test_exceptions_are_not_cached(remote_env: dict[str, str], origin: Counter) -> None:
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def flaky(x: int) -> int:
         origin(x)
         if len(origin.calls) == 1:
@@ -226,7 +231,7 @@ def test_an_unserializable_result_is_returned_and_left_uncached(
 ) -> None:
     sentinel = object()
 
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def make() -> object:
         origin()
         return sentinel
@@ -240,7 +245,7 @@ def test_an_unserializable_result_is_returned_and_left_uncached(
 
 
 def test_an_argument_that_cannot_be_keyed_is_named(origin: Counter) -> None:
-    @cached
+    @cached(namespace="t")
     def fetch(session: object, item_id: int) -> int:
         return item_id
 
@@ -250,7 +255,7 @@ def test_an_argument_that_cannot_be_keyed_is_named(origin: Counter) -> None:
 
 
 def test_ignore_leaves_an_argument_out_of_the_key(origin: Counter) -> None:
-    @cached(ignore="session")
+    @cached(ignore="session", namespace="t")
     def fetch(session: object, item_id: int) -> int:
         origin(item_id)
         return item_id
@@ -260,7 +265,7 @@ def test_ignore_leaves_an_argument_out_of_the_key(origin: Counter) -> None:
 
 
 def test_a_custom_key_decides_what_is_the_same_call(origin: Counter) -> None:
-    @cached(key=lambda user, **_: user["id"])
+    @cached(key=lambda user, **_: user["id"], namespace="t")
     def profile(user: dict[str, Any], verbose: bool = False) -> str:
         origin(user["id"])
         return f"user {user['id']}"
@@ -275,7 +280,7 @@ def test_dicts_lists_and_dataclasses_are_keyed_without_help(origin: Counter) -> 
         table: str
         limit: int
 
-    @cached
+    @cached(namespace="t")
     def run(query: Query, filters: dict[str, list[int]]) -> int:
         origin(query)
         return query.limit
@@ -286,30 +291,53 @@ def test_dicts_lists_and_dataclasses_are_keyed_without_help(origin: Counter) -> 
     assert len(origin.calls) == 2
 
 
-def test_typed_keeps_int_and_float_apart_in_l1(origin: Counter) -> None:
-    @cached(typed=True)
-    def show(x: float) -> str:
-        origin(x)
+EQUAL_BUT_DIFFERENT = [
+    1,
+    1.0,
+    True,
+    "1",
+    0,
+    0.0,
+    -0.0,
+    False,
+    (1,),
+    (1.0,),
+    (True,),
+    Colour.RED,
+    "red",
+]
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_the_answer_never_depends_on_what_was_called_before(order: int) -> None:
+    """``1 == 1.0 == True`` in Python; they are still three different calls here."""
+
+    @cached(namespace="t")
+    def show(x: object) -> str:
         return repr(x)
 
-    assert (show(1), show(1.0)) == ("1", "1.0")
-    assert len(origin.calls) == 2
+    for value in EQUAL_BUT_DIFFERENT[::order]:
+        assert show(value) == repr(value)
+        assert show(x=value) == repr(value)
+    for value in EQUAL_BUT_DIFFERENT[::-order]:  # now all from L1, whatever came first
+        assert show(value) == repr(value)
 
 
 def test_int_and_float_arguments_have_different_keys() -> None:
-    @cached
+    @cached(namespace="t")
     def show(x: float) -> str:
         return repr(x)
 
-    assert show.cache_key(1) != show.cache_key(1.0) != show.cache_key(True)
+    keys = [show.cache_key(v) for v in (1, 1.0, True)]
+    assert len(set(keys)) == 3
 
 
 def test_two_functions_never_share_entries(remote_env: dict[str, str]) -> None:
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def a(x: int) -> str:
         return "a"
 
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def b(x: int) -> str:
         return "b"
 
@@ -319,7 +347,7 @@ def test_two_functions_never_share_entries(remote_env: dict[str, str]) -> None:
 
 def test_methods_can_leave_self_out_of_the_key(origin: Counter) -> None:
     class Repo:
-        @cached(ignore=["self"])
+        @cached(ignore=["self"], namespace="t")
         def get(self, item_id: int) -> int:
             origin(item_id)
             return item_id * 10
@@ -334,16 +362,15 @@ def test_methods_can_leave_self_out_of_the_key(origin: Counter) -> None:
 def test_invalidate_removes_the_entry_from_every_tier(
     remote_env: dict[str, str], origin: Counter
 ) -> None:
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def load(x: int) -> int:
         origin(x)
         return x
 
     load(1)
     assert load.invalidate(1) is True
-    assert all(
-        tier.get(load.cache.full_key(load.cache_key(1))) is MISS for tier in load.cache.tiers
-    )
+    assert not load.cache.has(load.cache_key(1))  # tombstones in L2 and L3, nothing in L1
+    assert load.cache.tiers[0].get(load.cache.full_key(load.cache_key(1))) is MISS
     load(1)
     assert len(origin.calls) == 2
     assert load.invalidate(99) is False
@@ -352,7 +379,7 @@ def test_invalidate_removes_the_entry_from_every_tier(
 def test_refresh_recomputes_and_rewrites_every_tier(remote_env: dict[str, str]) -> None:
     version = [1]
 
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def config(name: str) -> int:
         return version[0]
 
@@ -366,7 +393,7 @@ def test_refresh_recomputes_and_rewrites_every_tier(remote_env: dict[str, str]) 
 
 
 def test_the_wrapper_keeps_the_functions_name_and_doc() -> None:
-    @cached
+    @cached(namespace="t")
     def documented(x: int) -> int:
         """Doubles."""
         return 2 * x
@@ -380,7 +407,7 @@ def test_an_l1_entry_expires_with_its_ttl(monkeypatch: pytest.MonkeyPatch, origi
     now = [100.0]
     tier = MemoryTier(timer=lambda: now[0])
 
-    @cached(tier=tier, ttl=10)
+    @cached(tier=tier, ttl=10, namespace="t")
     def tick() -> int:
         origin()
         return len(origin.calls)
@@ -396,7 +423,7 @@ def test_an_l1_entry_expires_with_its_ttl(monkeypatch: pytest.MonkeyPatch, origi
 
 
 def test_async_functions_are_cached(remote_env: dict[str, str], origin: Counter) -> None:
-    @cached_tiered(ttl=60)
+    @cached_tiered(ttl=60, namespace="t")
     async def fetch(x: int) -> dict[str, int]:
         origin(x)
         await asyncio.sleep(0)
@@ -415,7 +442,7 @@ def test_async_functions_are_cached(remote_env: dict[str, str], origin: Counter)
 
 
 def test_async_exceptions_are_not_cached(origin: Counter) -> None:
-    @cached
+    @cached(namespace="t")
     async def fail() -> int:
         origin()
         raise ValueError("nope")
@@ -429,7 +456,7 @@ def test_async_exceptions_are_not_cached(origin: Counter) -> None:
 def test_async_refresh_rewrites_the_entry() -> None:
     version = [1]
 
-    @cached
+    @cached(namespace="t")
     async def read() -> int:
         return version[0]
 
@@ -447,18 +474,18 @@ def test_async_refresh_rewrites_the_entry() -> None:
 def test_disabled_turns_every_decorator_into_a_pass_through(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, origin: Counter
 ) -> None:
-    import stratacache.decorators
+    import stratacache.options
 
     monkeypatch.setenv("STRATACACHE_DISABLED", "1")
-    monkeypatch.setattr(stratacache.decorators, "_warned_disabled", False)
+    monkeypatch.setattr(stratacache.options, "_warned_disabled", False)
     with caplog.at_level(logging.WARNING, "stratacache"):
 
-        @cached
+        @cached(namespace="t")
         def a() -> int:
             origin("a")
             return 1
 
-        @cached_tiered
+        @cached_tiered(namespace="t")
         async def b() -> int:
             origin("b")
             return 2
@@ -466,7 +493,7 @@ def test_disabled_turns_every_decorator_into_a_pass_through(
     assert [a(), a(), asyncio.run(b()), asyncio.run(b())] == [1, 1, 2, 2]
     assert origin.calls == [("a",), ("a",), ("b",), ("b",)]
     assert [r.getMessage() for r in caplog.records] == [
-        "STRATACACHE_DISABLED is set: every @cached function runs uncached"
+        "STRATACACHE_DISABLED is set: every cached function runs uncached"
     ]
     assert a.invalidate() is False
     assert isinstance(a.cache_key(), str)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from stratacache import cached_tiered
+from stratacache.envelope import HEADER_SIZE
 from stratacache.errors import ConfigurationError
 from stratacache.keys import MAX_KEY_LENGTH
-from stratacache.serialization import HEADER_SIZE
 from stratacache.tiered import TieredCache
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, RedisTier
 

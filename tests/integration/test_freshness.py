@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from stratacache import ConfigurationError, MemoryTier, RedisTier, TieredCache, cached
+from stratacache.envelope import Codec
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
-from stratacache.serialization import Codec
 from tests.support import FakeClock
 
 
@@ -58,7 +58,7 @@ def test_a_stale_entry_is_kept_for_the_grace_period() -> None:
     cache = make_cache(clock, ttl=10, grace=30)
     origin = Origin()
     assert get(cache, origin) == "v1"
-    assert cache.tiers[0].remaining_ttl("fresh:k") == pytest.approx(40)
+    assert cache.tiers[0].remaining_ttl("fresh|k") == pytest.approx(40)
     clock.advance(5)
     assert get(cache, origin) == "v1"  # fresh: no refresh
     assert origin.calls == 1
@@ -128,8 +128,8 @@ def test_grace_works_through_redis_for_another_environment(redis_client: Any) ->
     first = make_cache(clock, RedisTier(client=redis_client), ttl=10, grace=30)
     origin = Origin()
     get(first, origin)
-    assert 39_000 < redis_client.pttl("fresh:k") <= 40_000
-    envelope = Codec().decode(redis_client.get("fresh:k"))
+    assert 39_000 < redis_client.pttl("fresh|k") <= 40_000
+    envelope = Codec().decode("fresh|k", redis_client.get("fresh|k"))
     assert envelope.stale_at == pytest.approx(clock.now + 10, abs=0.001)
     clock.advance(15)
     second = make_cache(clock, RedisTier(client=redis_client), ttl=10, grace=30)
@@ -139,7 +139,7 @@ def test_grace_works_through_redis_for_another_environment(redis_client: Any) ->
 
 
 def test_the_decorator_takes_the_grace_option() -> None:
-    @cached(ttl=10, grace=60)
+    @cached(ttl=10, grace=60, namespace="t")
     def f() -> int:
         return 1
 
@@ -170,7 +170,7 @@ def test_xfetch_scales_with_beta_and_with_the_cost_of_computing() -> None:
 def test_an_early_refresh_recomputes_before_expiry() -> None:
     clock = FakeClock()
     cache = make_cache(clock, ttl=10, early_refresh=1.0, rng=lambda: 0.999)
-    cache.store("fresh:k", "v0", delta=1.0)  # a value that took a second to compute
+    cache.write("fresh|k", "v0", cache.begin(force=True), delta=1.0)  # took a second to compute
     origin = Origin()
     clock.advance(2)
     assert get(cache, origin) == "v0"  # 8 s left, 6.9 s of head start: not yet
@@ -193,10 +193,10 @@ def test_jitter_applies_to_what_the_tiers_store(redis_client: Any) -> None:
     clock = FakeClock()
     cache = make_cache(clock, RedisTier(client=redis_client), ttl=100, jitter=0.5, rng=lambda: 0.4)
     cache.set("k", "v")
-    assert cache.tiers[0].remaining_ttl("fresh:k") == pytest.approx(80)
-    assert 79_000 < redis_client.pttl("fresh:k") <= 80_000
-    assert cache.freshness.enabled is False  # jitter alone keeps the plain envelope
-    assert redis_client.get("fresh:k")[2] == 1
+    assert cache.tiers[0].remaining_ttl("fresh|k") == pytest.approx(80)
+    assert 79_000 < redis_client.pttl("fresh|k") <= 80_000
+    assert cache.freshness.enabled is False  # jitter alone: no refresh facts stored
+    assert Codec().decode("fresh|k", redis_client.get("fresh|k")).stale_at is None
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from stratacache import (
     cached,
     cached_tiered,
 )
+from stratacache.envelope import TOMBSTONE
 from stratacache.tiers import MISS
 from tests.support import FakeClock
 
@@ -41,11 +42,11 @@ class World:
 def environment(world: World, shared: Tier, clock: FakeClock) -> CachedFunction[[str], str]:
     """One execution environment's copy of the same cached function (same keys)."""
 
-    @cached_tiered(ttl=300, tiers=[MemoryTier(), shared])
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), shared], namespace="t")
     def price(sku: str) -> str:
         return world.read(sku)
 
-    price.cache.monotonic = clock
+    price.cache.generation.clock = clock  # when the generation is read again
     return price
 
 
@@ -74,7 +75,7 @@ def test_invalidate_all_reaches_other_environments_within_the_check_interval(
     clock.advance(0.2)
     assert b("x") == "x@v2"  # b re-read the generation: a's new value, from the shared tier
     assert world.reads == 2
-    assert a.cache.generation == b.cache.generation == 1
+    assert (a.cache.generation.value, b.cache.generation.value) == (1, 1)
 
 
 def test_a_new_environment_starts_on_the_current_generation(shared: Tier) -> None:
@@ -90,7 +91,7 @@ def test_a_new_environment_starts_on_the_current_generation(shared: Tier) -> Non
 def test_invalidate_all_without_a_shared_tier_clears_this_environment() -> None:
     world = World()
 
-    @cached(ttl=300)
+    @cached(ttl=300, namespace="t")
     def price(sku: str) -> str:
         return world.read(sku)
 
@@ -104,7 +105,7 @@ def test_invalidate_all_without_a_shared_tier_clears_this_environment() -> None:
 def test_invalidate_removes_one_entry_from_every_tier(redis_client: Any) -> None:
     world = World()
 
-    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)])
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="t")
     def price(sku: str) -> str:
         return world.read(sku)
 
@@ -112,7 +113,10 @@ def test_invalidate_removes_one_entry_from_every_tier(redis_client: Any) -> None
     price("y")
     assert price.invalidate("x") is True
     full = price.cache.full_key(price.cache_key("x"))
-    assert [tier.get(full) for tier in price.cache.tiers] == [MISS, MISS]
+    l1, l2 = price.cache.tiers
+    assert l1.get(full) is MISS
+    assert price.cache.codec.decode(full, l2.get(full)).kind == TOMBSTONE  # refuses older fills
+    assert not price.cache.has(price.cache_key("x"))
     price("x")
     price("y")
     assert world.reads == 3

@@ -178,7 +178,7 @@ def test_fifty_threads_share_one_computation() -> None:
     calls: list[int] = []
     gate = threading.Event()
 
-    @cached(ttl=60)
+    @cached(ttl=60, namespace="t")
     def load(key: str) -> str:
         calls.append(1)
         gate.wait(5)
@@ -200,7 +200,7 @@ def test_fifty_threads_share_one_computation() -> None:
 def test_fifty_tasks_share_one_computation() -> None:
     calls: list[int] = []
 
-    @cached(ttl=60)
+    @cached(ttl=60, namespace="t")
     async def load(key: str) -> str:
         calls.append(1)
         await asyncio.sleep(0.05)
@@ -217,7 +217,7 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
     calls: list[int] = []
     gate = threading.Event()
 
-    @cached(ttl=60)
+    @cached(ttl=60, namespace="t")
     def load() -> str:
         calls.append(1)
         gate.wait(5)
@@ -249,15 +249,15 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
 def test_the_lock_is_on_by_default_with_a_shared_tier_and_can_be_turned_off(
     remote_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def with_lock() -> int:
         return 1
 
-    @cached_tiered(lock=False)
+    @cached_tiered(lock=False, namespace="t")
     def without() -> int:
         return 1
 
-    @cached_tiered(tiers=[MemoryTier()])
+    @cached_tiered(tiers=[MemoryTier()], namespace="t")
     def memory_only() -> int:
         return 1
 
@@ -266,7 +266,7 @@ def test_the_lock_is_on_by_default_with_a_shared_tier_and_can_be_turned_off(
     assert memory_only.cache.lock is False
     monkeypatch.setenv("STRATACACHE_LOCK", "0")
 
-    @cached_tiered
+    @cached_tiered(namespace="t")
     def from_env() -> int:
         return 1
 

@@ -41,7 +41,7 @@ def record(event: str, sequence: str, symbol: str, price: str = "1.5") -> dict[s
 def quote(redis_client: Any) -> Any:
     reads: list[str] = []
 
-    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)])
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="t")
     def fetch(symbol: str) -> str:
         reads.append(symbol)
         return f"{symbol}:{len(reads)}"
@@ -101,7 +101,7 @@ def test_a_failing_record_is_reported_and_stops_the_batch(quote: Any) -> None:
 def test_a_tier_that_cannot_delete_fails_the_record(redis_client: Any) -> None:
     broken = RedisTier("redis://127.0.0.1:1/0", connect_timeout=0.05, breaker=False)
 
-    @cached_tiered(ttl=300, tiers=[MemoryTier(), broken])
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), broken], namespace="t")
     def fetch(symbol: str) -> str:
         return symbol
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from stratacache import ConfigurationError, TieredCache
+from stratacache.envelope import TOMBSTONE, Codec
 from stratacache.metrics import MetricsRecorder
-from stratacache.serialization import Codec
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, RedisTier
 from tests.support import BrokenTier, FakeClock
 
@@ -73,9 +73,9 @@ def hits(cache: TieredCache) -> dict[str, int]:
 
 def test_set_writes_every_tier(chain: Chain) -> None:
     chain.cache.set("k", {"a": 1})
-    assert chain.l1.get("t:k") == {"a": 1}
-    assert chain.redis.get("t:k") is not None
-    assert chain.l3_item("t:k") is not None
+    assert chain.l1.get("t|k") == {"a": 1}
+    assert chain.redis.get("t|k") is not None
+    assert chain.l3_item("t|k") is not None
 
 
 def test_get_answers_from_the_fastest_tier(chain: Chain) -> None:
@@ -86,7 +86,7 @@ def test_get_answers_from_the_fastest_tier(chain: Chain) -> None:
 
 def test_an_l2_hit_is_promoted_into_l1(chain: Chain) -> None:
     chain.cache.set("k", "v")
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     assert chain.cache.get("k") == "v"
     assert chain.cache.get("k") == "v"
     assert hits(chain.cache) == {"L1": 1, "L2": 1, "L3": 0}
@@ -94,11 +94,11 @@ def test_an_l2_hit_is_promoted_into_l1(chain: Chain) -> None:
 
 def test_an_l3_hit_is_promoted_into_l2_and_l1(chain: Chain) -> None:
     chain.cache.set("k", [1, 2])
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     chain.redis.flushall()
     assert chain.cache.get("k") == [1, 2]
-    assert chain.l1.get("t:k") == [1, 2]
-    assert chain.redis.get("t:k") is not None
+    assert chain.l1.get("t|k") == [1, 2]
+    assert chain.redis.get("t|k") is not None
     assert chain.cache.get("k") == [1, 2]
     assert hits(chain.cache) == {"L1": 1, "L2": 0, "L3": 1}
 
@@ -106,37 +106,39 @@ def test_an_l3_hit_is_promoted_into_l2_and_l1(chain: Chain) -> None:
 def test_promotion_gives_the_remaining_lifetime_not_a_fresh_one(chain: Chain) -> None:
     chain.cache.set("k", "v")  # ttl 100 at t0
     expires_at = chain.clock.now + 100
-    assert chain.l3_item("t:k")["ttl"] == {"N": str(math.ceil(expires_at))}  # type: ignore[index]
+    assert chain.l3_item("t|k")["ttl"] == {"N": str(math.ceil(expires_at))}  # type: ignore[index]
     chain.clock.advance(40)
-    chain.l1.delete("t:k")
-    chain.redis.delete("t:k")
+    chain.l1.delete("t|k")
+    chain.redis.delete("t|k")
 
     assert chain.cache.get("k") == "v"  # an L3 hit, 60 s before expiry
 
-    assert 59_000 < chain.redis.pttl("t:k") <= 60_000
-    assert chain.l1.remaining_ttl("t:k") == pytest.approx(60)
-    assert Codec().decode(chain.redis.get("t:k")).expires_at == pytest.approx(expires_at, abs=0.001)
+    assert 59_000 < chain.redis.pttl("t|k") <= 60_000
+    assert chain.l1.remaining_ttl("t|k") == pytest.approx(60)
+    assert Codec().decode("t|k", chain.redis.get("t|k")).expires_at == pytest.approx(
+        expires_at, abs=0.001
+    )
     # L3 keeps its own expiry; promotion does not extend it.
-    assert chain.l3_item("t:k")["ttl"] == {"N": str(math.ceil(expires_at))}  # type: ignore[index]
+    assert chain.l3_item("t|k")["ttl"] == {"N": str(math.ceil(expires_at))}  # type: ignore[index]
 
 
 def test_promotion_is_capped_by_a_faster_tiers_own_ttl(make_chain: Callable[..., Chain]) -> None:
     chain = make_chain(ttl=100, l1_ttl=5, l2_ttl=30)
     chain.cache.set("k", "v")
-    assert chain.l1.remaining_ttl("t:k") == pytest.approx(5)
-    assert 29_000 < chain.redis.pttl("t:k") <= 30_000
-    chain.l1.delete("t:k")
-    chain.redis.delete("t:k")
+    assert chain.l1.remaining_ttl("t|k") == pytest.approx(5)
+    assert 29_000 < chain.redis.pttl("t|k") <= 30_000
+    chain.l1.delete("t|k")
+    chain.redis.delete("t|k")
     chain.clock.advance(10)
     chain.cache.get("k")
-    assert chain.l1.remaining_ttl("t:k") == pytest.approx(5)
-    assert 29_000 < chain.redis.pttl("t:k") <= 30_000
+    assert chain.l1.remaining_ttl("t|k") == pytest.approx(5)
+    assert 29_000 < chain.redis.pttl("t|k") <= 30_000
 
 
 def test_a_tiers_own_ttl_wins_over_the_cache_ttl(make_chain: Callable[..., Chain]) -> None:
     chain = make_chain(ttl=100, l3_ttl=3600)
     chain.cache.set("k", "v")
-    assert chain.l3_item("t:k")["ttl"] == {"N": str(math.ceil(chain.clock.now + 3600))}  # type: ignore[index]
+    assert chain.l3_item("t|k")["ttl"] == {"N": str(math.ceil(chain.clock.now + 3600))}  # type: ignore[index]
     assert chain.cache.ttl("k") == pytest.approx(100)  # L1 answers first
 
 
@@ -145,12 +147,12 @@ def test_an_entry_without_expiry_stays_without_expiry_when_promoted(
 ) -> None:
     chain = make_chain(ttl=None)
     chain.cache.set("k", "v")
-    assert chain.redis.pttl("t:k") == -1
-    assert "ttl" not in chain.l3_item("t:k")  # type: ignore[operator]
-    chain.l1.delete("t:k")
-    chain.redis.delete("t:k")
+    assert chain.redis.pttl("t|k") == -1
+    assert "ttl" not in chain.l3_item("t|k")  # type: ignore[operator]
+    chain.l1.delete("t|k")
+    chain.redis.delete("t|k")
     chain.cache.get("k")
-    assert chain.redis.pttl("t:k") == -1
+    assert chain.redis.pttl("t|k") == -1
     assert chain.cache.ttl("k") == math.inf
 
 
@@ -161,8 +163,8 @@ def test_an_expired_entry_is_a_miss_in_every_tier(chain: Chain) -> None:
     chain.cache.set("k", "v", ttl=10)
     chain.clock.advance(11)
     # Redis still holds the bytes (its clock is real); the envelope says they are stale.
-    assert chain.redis.get("t:k") is not None
-    assert chain.l3_item("t:k") is not None
+    assert chain.redis.get("t|k") is not None
+    assert chain.l3_item("t|k") is not None
     assert chain.cache.get("k", default="gone") == "gone"
     assert chain.cache.stats()["L1"]["misses"] == 1
     assert chain.cache.stats()["L2"]["misses"] == 1
@@ -173,10 +175,10 @@ def test_an_expired_entry_is_a_miss_in_every_tier(chain: Chain) -> None:
 
 def test_expired_entries_are_never_promoted(chain: Chain) -> None:
     chain.cache.set("k", "v", ttl=10)
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     chain.clock.advance(10.5)
     assert chain.cache.get("k") is None
-    assert chain.l1.get("t:k") is MISS
+    assert chain.l1.get("t|k") is MISS
 
 
 # ---------------------------------------------------------------- values
@@ -187,7 +189,7 @@ def test_falsy_values_and_none_are_cached_in_every_tier(chain: Chain, value: obj
     chain.cache.set("k", value)
     for drop in (None, chain.l1, chain.l2):
         if drop is not None:
-            drop.delete("t:k")
+            drop.delete("t|k")
         assert chain.cache.get("k", default=MISS) == value
         assert chain.cache.has("k")
 
@@ -202,28 +204,29 @@ def test_get_returns_the_default_on_a_miss(chain: Chain) -> None:
 
 def test_get_many_returns_what_some_tier_has_and_promotes_it(chain: Chain) -> None:
     chain.cache.set_many({"a": 1, "b": 2, "c": 3})
-    chain.l1.delete("t:b")
-    chain.l1.delete("t:c")
-    chain.redis.delete("t:c")
+    chain.l1.delete("t|b")
+    chain.l1.delete("t|c")
+    chain.redis.delete("t|c")
     assert chain.cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3}
-    assert chain.l1.get_many(["t:a", "t:b", "t:c"]) == [1, 2, 3]
-    assert chain.redis.exists("t:c") == 1
+    assert chain.l1.get_many(["t|a", "t|b", "t|c"]) == [1, 2, 3]
+    assert chain.redis.exists("t|c") == 1
     assert hits(chain.cache) == {"L1": 1, "L2": 1, "L3": 1}
 
 
 def test_set_many_writes_every_tier_with_the_ttl(chain: Chain) -> None:
     chain.cache.set_many({"a": 1, "b": 2}, ttl=20)
-    assert chain.l1.remaining_ttl("t:a") == pytest.approx(20)
-    assert 19_000 < chain.redis.pttl("t:b") <= 20_000
-    assert chain.l3_item("t:a")["ttl"] == {"N": str(math.ceil(chain.clock.now + 20))}  # type: ignore[index]
+    assert chain.l1.remaining_ttl("t|a") == pytest.approx(20)
+    assert 19_000 < chain.redis.pttl("t|b") <= 20_000
+    assert chain.l3_item("t|a")["ttl"] == {"N": str(math.ceil(chain.clock.now + 20))}  # type: ignore[index]
 
 
 def test_delete_removes_the_key_from_every_tier(chain: Chain) -> None:
     chain.cache.set("k", "v")
     assert chain.cache.delete("k") is True
-    assert chain.l1.get("t:k") is MISS
-    assert chain.redis.get("t:k") is None
-    assert chain.l3_item("t:k") is None
+    assert chain.l1.get("t|k") is MISS
+    for stored in (chain.redis.get("t|k"), chain.l3_item("t|k")["v"]["B"]):  # type: ignore[index]
+        assert chain.cache.codec.decode("t|k", stored).kind == TOMBSTONE  # refuses older fills
+    assert not chain.cache.has("k")
     assert chain.cache.delete("k") is False
 
 
@@ -235,9 +238,9 @@ def test_delete_many_removes_every_key_given(chain: Chain) -> None:
 
 def test_has_does_not_count_or_promote(chain: Chain) -> None:
     chain.cache.set("k", "v")
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     assert chain.cache.has("k") is True
-    assert chain.l1.get("t:k") is MISS
+    assert chain.l1.get("t|k") is MISS
     assert hits(chain.cache) == {"L1": 0, "L2": 0, "L3": 0}
 
 
@@ -245,7 +248,7 @@ def test_ttl_reports_seconds_left(chain: Chain) -> None:
     chain.cache.set("k", "v", ttl=50)
     chain.clock.advance(20)
     assert chain.cache.ttl("k") == pytest.approx(30)
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     assert chain.cache.ttl("k") == pytest.approx(30, abs=0.01)  # from L2's envelope
     assert chain.cache.ttl("absent") is None
 
@@ -253,19 +256,19 @@ def test_ttl_reports_seconds_left(chain: Chain) -> None:
 def test_expire_changes_the_lifetime_in_every_tier(chain: Chain) -> None:
     chain.cache.set("k", "v", ttl=50)
     assert chain.cache.expire("k", 500) is True
-    assert chain.l1.remaining_ttl("t:k") == pytest.approx(500)
-    assert 499_000 < chain.redis.pttl("t:k") <= 500_000
-    assert chain.l3_item("t:k")["ttl"] == {"N": str(math.ceil(chain.clock.now + 500))}  # type: ignore[index]
+    assert chain.l1.remaining_ttl("t|k") == pytest.approx(500)
+    assert 499_000 < chain.redis.pttl("t|k") <= 500_000
+    assert chain.l3_item("t|k")["ttl"] == {"N": str(math.ceil(chain.clock.now + 500))}  # type: ignore[index]
     chain.clock.advance(100)
-    chain.l1.delete("t:k")
+    chain.l1.delete("t|k")
     assert chain.cache.get("k") == "v"
 
 
 def test_expire_to_none_removes_the_expiry(chain: Chain) -> None:
     chain.cache.set("k", "v", ttl=50)
     assert chain.cache.expire("k", None) is True
-    assert chain.redis.pttl("t:k") == -1
-    assert "ttl" not in chain.l3_item("t:k")  # type: ignore[operator]
+    assert chain.redis.pttl("t|k") == -1
+    assert "ttl" not in chain.l3_item("t|k")  # type: ignore[operator]
     assert chain.cache.ttl("k") == math.inf
 
 
@@ -308,7 +311,7 @@ def test_an_unserializable_value_is_left_uncached_with_one_warning(
         chain.cache.set("k", object())
     assert chain.cache.get("k", default="absent") == "absent"
     assert len(caplog.records) == 1
-    assert "t:k" in caplog.records[0].getMessage()
+    assert "t|k" in caplog.records[0].getMessage()
 
 
 def test_long_keys_are_shortened_within_the_stores_limits(chain: Chain) -> None:
@@ -359,14 +362,15 @@ def test_a_failing_tier_is_skipped_counted_and_logged(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING, "stratacache"):
         cache.set("k", "v")
         assert cache.get("k") == "v"
-    # set, get, and the promotion of the healthy tier's hit into the broken one
+    # set, get, and the promotion of the healthy tier's hit into the broken one: skipped
+    # without a try (and without a log line), since the tier already failed in that call
     assert cache.stats()["broken"]["errors"] == 3
     assert cache.stats()["healthy"]["hits"] == 1
-    assert [r.getMessage().split()[3] for r in caplog.records] == ["set", "get", "promote"]
+    assert [r.getMessage().split()[3] for r in caplog.records] == ["set", "get"]
     assert "connection refused" in caplog.records[0].getMessage()
 
 
 def test_a_garbage_entry_is_a_counted_miss(chain: Chain) -> None:
-    chain.redis.set("t:k", b"not an envelope")
+    chain.redis.set("t|k", b"not an envelope")
     assert chain.cache.get("k", default="absent") == "absent"
     assert chain.cache.stats()["L2"]["errors"] == 1

@@ -124,9 +124,14 @@ def test_redis_tier_leaves_a_passed_in_client_open(redis_client: Any) -> None:
 
 def test_dynamodb_item_has_the_documented_shape(dynamodb_client: Any, table_name: str) -> None:
     tier = DynamoDBTier(table_name, client=dynamodb_client, clock=lambda: 1_000.25)
-    tier.set("k", b"v", ttl=10)
+    tier.set("k", b"SC\x03\x01versions", ttl=10)
     item = dynamodb_client.get_item(TableName=table_name, Key={"pk": {"S": "k"}})["Item"]
-    assert item == {"pk": {"S": "k"}, "v": {"B": b"v"}, "ttl": {"N": "1011"}}
+    assert item == {
+        "pk": {"S": "k"},
+        "v": {"B": b"SC\x03\x01versions"},
+        "ver": {"B": b"versions"},  # the envelope's version, for conditional writes
+        "ttl": {"N": "1011"},
+    }
 
 
 def test_dynamodb_item_without_ttl_has_no_ttl_attribute(

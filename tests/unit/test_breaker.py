@@ -12,7 +12,7 @@ from stratacache.errors import ConfigurationError
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiered import TieredCache
 from stratacache.tiers import MISS, MemoryTier
-from stratacache.tiers.base import Missing
+from stratacache.tiers.base import BaseTier, Missing
 
 
 class Clock:
@@ -23,7 +23,7 @@ class Clock:
         return self.now
 
 
-class FlakyTier:
+class FlakyTier(BaseTier):
     """A byte tier that fails while ``down`` is set; counts the calls that reached it."""
 
     stores_bytes = True

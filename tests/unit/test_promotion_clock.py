@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pytest
 
 from stratacache import MISS, MemoryTier, TieredCache
-from stratacache.tiers.base import Missing
+from stratacache.tiers.base import BaseTier, Missing
 
 
 class FakeClock:
@@ -18,7 +18,7 @@ class FakeClock:
         return self.now
 
 
-class SlowByteTier:
+class SlowByteTier(BaseTier):
     """A byte tier whose reads take ``delay`` seconds of the fake clock, like a far server."""
 
     stores_bytes = True

@@ -1,17 +1,34 @@
-"""The tier protocol every cache tier implements, and the ``MISS`` sentinel.
+"""The tier protocol every cache tier implements, its optional capabilities, and ``MISS``.
 
 A tier stores what :class:`~stratacache.tiered.TieredCache` hands it under a
 string key, with an optional lifetime in seconds. Byte tiers (Redis, DynamoDB)
 receive envelopes of bytes; object tiers (memory) receive Python objects.
-Tiers move data; ordering, promotion, serialization and metrics live in
-``TieredCache``.
+Tiers move data; ordering, promotion, serialization, metrics and failing open
+live in the cache.
+
+Beyond the core operations a tier declares what else it can do in
+``capabilities`` (a :class:`Capabilities`), so the cache knows from the tier,
+not by probing, whether it may ask for:
+
+- ``versioned``: conditional writes on a record's version (:class:`VersionedTier`),
+  which make an invalidation stick against fills that started before it, and
+  hold a fill's lease in the entry's own key;
+- ``lock``: a separate short lock per key (:class:`LockTier`), for refreshes of
+  entries that are still being served;
+- ``counter``: atomic counters (:class:`CounterTier`), for namespace generations.
+
+:class:`BaseTier` gives the declarations' defaults to subclass from.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from stratacache.breaker import CircuitBreaker
 
 
 class _Miss(enum.Enum):
@@ -29,6 +46,38 @@ MISS: Final = _Miss.MISS
 
 Missing = Literal[_Miss.MISS]
 
+VERSION_OFFSET: Final = 4
+"""Where a record's 8 version bytes sit in the stored bytes (see :mod:`stratacache.envelope`)."""
+VERSION_SIZE: Final = 8
+
+ANY: Final = b"*"
+"""``expect`` for an unconditional write."""
+FOREIGN: Final = b"!"
+"""``expect`` that matches a record that is not one of ours (another type, another app)."""
+
+
+class Foreign(NamedTuple):
+    """What a tier returns for something at the key that is not one of our records.
+
+    ``version`` is what a conditional write must expect to replace it
+    (``None``: :data:`FOREIGN`).
+    """
+
+    what: str
+    version: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a tier can do beyond the core operations; all off by default."""
+
+    versioned: bool = False
+    lock: bool = False
+    counter: bool = False
+
+
+NO_CAPABILITIES: Final = Capabilities()
+
 
 @runtime_checkable
 class Tier(Protocol):
@@ -36,13 +85,24 @@ class Tier(Protocol):
 
     ``name`` is the metric dimension (``L1``, ``L2``, ``L3`` by default);
     ``ttl`` is the tier's own lifetime, which wins over the cache's default;
-    ``stores_bytes`` says whether the tier wants serialized envelopes.
-    Lifetimes are seconds; ``None`` means no expiry.
+    ``stores_bytes`` says whether the tier wants serialized envelopes;
+    ``breaker`` is its circuit breaker (or ``None``); ``max_value_bytes`` the
+    largest envelope it takes (or ``None``). Lifetimes are seconds; ``None``
+    means no expiry.
     """
 
     name: str
     ttl: float | None
     stores_bytes: bool
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def breaker(self) -> CircuitBreaker | None: ...
+
+    @property
+    def max_value_bytes(self) -> int | None: ...
 
     def get(self, key: str) -> object | Missing: ...
 
@@ -63,3 +123,85 @@ class Tier(Protocol):
     def clear(self, prefix: str) -> int:
         """Remove every entry whose key starts with ``prefix``; return how many."""
         ...
+
+    def close(self) -> None:
+        """Release connections; the next call reconnects."""
+        ...
+
+
+class VersionedTier(Tier, Protocol):
+    """A byte tier that writes conditionally on the version of the record it holds.
+
+    ``expect`` is the version bytes of the record the caller saw, ``None``
+    when it saw nothing, :data:`FOREIGN` when it saw something not ours, or
+    :data:`ANY` for an unconditional write. ``keep`` is how many seconds the
+    tier keeps the record (``None``: no limit); a write never shortens how
+    long a record it replaces was to be kept.
+    """
+
+    def swap(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> tuple[bool, object | Missing]:
+        """Write ``blob`` if the record is still ``expect``.
+
+        Returns whether it was written, and the record it replaced (when written)
+        or found there (when not), so the caller needs no second read.
+        """
+        ...
+
+    def swap_many(
+        self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
+    ) -> list[bool]:
+        """:meth:`swap` for several keys (``{key: (blob, expect, keep)}``) in one round trip."""
+        ...
+
+    def delete_if(self, key: str, expect: bytes) -> bool:
+        """Remove the record if it is still version ``expect`` (a lease given up)."""
+        ...
+
+
+class LockTier(Tier, Protocol):
+    """A tier that can grant a short lock on a key to one token at a time."""
+
+    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
+        """``True`` when ``token`` now holds ``key`` for ``lease`` seconds."""
+        ...
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Give the lock up if ``token`` still holds it."""
+        ...
+
+
+class CounterTier(Tier, Protocol):
+    """A tier that keeps atomic counters (namespace generations)."""
+
+    def read_counter(self, key: str) -> int:
+        """The counter's value, 0 when it was never bumped."""
+        ...
+
+    def bump_counter(self, key: str, floor: int) -> int:
+        """Add one atomically, to at least ``floor``; return the new value."""
+        ...
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+        """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip."""
+        ...
+
+
+class BaseTier:
+    """Defaults for the optional parts of the protocol, to subclass from.
+
+    Example:
+        >>> class Dict(BaseTier):
+        ...     stores_bytes = True
+        ...     def __init__(self):
+        ...         self.name, self.ttl, self.data = "L2", None, {}
+    """
+
+    stores_bytes: bool = True
+    capabilities: Capabilities = NO_CAPABILITIES
+    breaker: CircuitBreaker | None = None
+    max_value_bytes: int | None = None
+
+    def close(self) -> None:
+        """Nothing to release by default."""

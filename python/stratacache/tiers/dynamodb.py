@@ -29,11 +29,23 @@ from stratacache.config import (
 )
 from stratacache.errors import ConfigurationError
 from stratacache.keys import MAX_KEY_LENGTH
-from stratacache.tiers.base import MISS, Missing
+from stratacache.tiers.base import (
+    ANY,
+    FOREIGN,
+    MISS,
+    VERSION_OFFSET,
+    VERSION_SIZE,
+    Capabilities,
+    Foreign,
+    Missing,
+)
 
 DynamoDBClient: TypeAlias = Any
 """A boto3 ``dynamodb`` client (typed as ``Any`` so boto3 stays optional)."""
 
+_CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
+VERSION_ATTRIBUTE: Final = "ver"
+TRANSACTION_LIMIT: Final = 100
 BATCH_GET_LIMIT: Final = 100
 BATCH_WRITE_LIMIT: Final = 25
 DEFAULT_TIMEOUT: Final = 0.5
@@ -44,6 +56,19 @@ _NUMBER_SIZE: Final = 21  # the most a DynamoDB number attribute can take
 _BATCH_ATTEMPTS: Final = 4  # unprocessed items are retried for 20+40+80 ms, then given up
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+
+
+def _condition_failed(exc: Exception, code: str = "ConditionalCheckFailedException") -> bool:
+    """Whether a boto3-shaped error carries this DynamoDB error code (boto3, DAX alike)."""
+    response = getattr(exc, "response", None)
+    return isinstance(response, Mapping) and response.get("Error", {}).get("Code") == code
+
+
+def _counter(item: Mapping[str, Any] | None) -> int:
+    try:
+        return int(item["counter"]["N"]) if item and "counter" in item else 0
+    except (KeyError, TypeError, ValueError):
+        return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -85,6 +110,7 @@ class DynamoDBTier:
     """
 
     stores_bytes = True
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -121,6 +147,7 @@ class DynamoDBTier:
             "key_attribute": self.key_attribute,
             "ttl_attribute": ttl_attribute,
             "value_attribute": value_attribute,
+            "version attribute": VERSION_ATTRIBUTE,
         }
         if sort_key is not None:
             attributes["sort_key"] = sort_key[0]
@@ -204,6 +231,8 @@ class DynamoDBTier:
     def _item(self, key: str, value: object, ttl: float | None) -> dict[str, Any]:
         item = self._key(key)
         item[self.value_attribute] = {"B": value}
+        if isinstance(value, bytes):
+            item[VERSION_ATTRIBUTE] = {"B": value[VERSION_OFFSET : VERSION_OFFSET + VERSION_SIZE]}
         if ttl is not None:
             item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + ttl))}
         return item
@@ -212,7 +241,21 @@ class DynamoDBTier:
         if not item or self.value_attribute not in item:
             return False
         expiry = item.get(self.ttl_attribute)
-        return expiry is None or float(expiry["N"]) > self.clock()
+        return expiry is None or float(expiry.get("N", "inf")) > self.clock()
+
+    def _raw(self, item: Mapping[str, Any] | None) -> object | Missing:
+        """What an item holds: our bytes, ``MISS`` (absent or past its ttl) or ``Foreign``."""
+        if not self._live(item):
+            return MISS
+        assert item is not None
+        stored = item[self.value_attribute]
+        version = item.get(VERSION_ATTRIBUTE, {}).get("B")
+        if not isinstance(stored, Mapping) or not isinstance(stored.get("B"), bytes):
+            return Foreign(f"an item whose {self.value_attribute!r} is not Binary", version)
+        value: bytes = stored["B"]
+        if version != value[VERSION_OFFSET : VERSION_OFFSET + VERSION_SIZE]:
+            return Foreign(f"an item whose {VERSION_ATTRIBUTE!r} does not match its value", version)
+        return value
 
     def _unprefix(self, stored: str) -> str:
         return stored[len(self.key_prefix) :]
@@ -220,13 +263,11 @@ class DynamoDBTier:
     # ------------------------------------------------------------ protocol
 
     def get(self, key: str) -> object | Missing:
-        item = self.client.get_item(
-            TableName=self.table_name, Key=self._key(key), ConsistentRead=self.consistent_read
-        ).get("Item")
-        if item is None or not self._live(item):
-            return MISS
-        value: bytes = item[self.value_attribute]["B"]
-        return value
+        return self._raw(
+            self.client.get_item(
+                TableName=self.table_name, Key=self._key(key), ConsistentRead=self.consistent_read
+            ).get("Item")
+        )
 
     def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
         found: dict[str, object] = {}
@@ -240,9 +281,9 @@ class DynamoDBTier:
             }
             for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    if self._live(item):
-                        stored = item[self.key_attribute]["S"]
-                        found[self._unprefix(stored)] = item[self.value_attribute]["B"]
+                    raw = self._raw(item)
+                    if raw is not MISS:
+                        found[self._unprefix(item[self.key_attribute]["S"])] = raw
         return [found.get(key, MISS) for key in keys]
 
     def set(self, key: str, value: object, ttl: float | None) -> None:
@@ -297,7 +338,7 @@ class DynamoDBTier:
                 self._client = None
 
     # ------------------------------------------------------------ leases and generations
-    # Optional extras (see stratacache.locks): a lease lock for when there is no Redis,
+    # Capabilities ``lock`` and ``counter``: a refresh lock (an item of its own per entry)
     # and a counter that makes a whole namespace unreachable at once.
 
     def acquire_lock(self, key: str, token: str, lease: float) -> bool:
@@ -315,7 +356,9 @@ class DynamoDBTier:
                 ExpressionAttributeNames={"#k": self.key_attribute, "#u": "lease_until"},
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
             return False
         return True
 
@@ -328,7 +371,9 @@ class DynamoDBTier:
                 ConditionExpression="lease_token = :t",
                 ExpressionAttributeValues={":t": {"S": token}},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
             return False
         return True
 
@@ -337,10 +382,10 @@ class DynamoDBTier:
         item = self.client.get_item(
             TableName=self.table_name, Key=self._key(key), ConsistentRead=True
         ).get("Item")
-        return int(item["counter"]["N"]) if item and "counter" in item else 0
+        return _counter(item)
 
-    def bump_counter(self, key: str) -> int:
-        """Add one to the counter atomically (``UpdateItem ADD``) and return the new value."""
+    def bump_counter(self, key: str, floor: int = 0) -> int:
+        """Add one atomically (``UpdateItem ADD``), to at least ``floor``; return the new value."""
         response = self.client.update_item(
             TableName=self.table_name,
             Key=self._key(key),
@@ -349,7 +394,135 @@ class DynamoDBTier:
             ExpressionAttributeValues={":one": {"N": "1"}},
             ReturnValues="UPDATED_NEW",
         )
-        return int(response["Attributes"]["counter"]["N"])
+        value = int(response["Attributes"]["counter"]["N"])
+        if value >= floor:
+            return value
+        try:  # the counter was lost (a restored table): never let it go back
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(key),
+                UpdateExpression="SET #c = :floor",
+                ConditionExpression="#c < :floor",
+                ExpressionAttributeNames={"#c": "counter"},
+                ExpressionAttributeValues={":floor": {"N": str(floor)}},
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return self.read_counter(key)
+        return floor
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+        """The entry and the counter in one ``BatchGetItem``."""
+        wanted = {self.key_prefix + key: key, self.key_prefix + counter: counter}
+        raw: object | Missing = MISS
+        count = 0
+        request = {
+            self.table_name: {
+                "Keys": [self._key(key), self._key(counter)],
+                "ConsistentRead": self.consistent_read,
+            }
+        }
+        for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                name = wanted.get(item[self.key_attribute]["S"])
+                if name == key:
+                    raw = self._raw(item)
+                elif name == counter:
+                    count = _counter(item)
+        return raw, count
+
+    # ------------------------------------------------------------ conditional writes
+
+    def _put(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> dict[str, Any]:
+        """A ``Put`` of ``blob`` that only happens while the item is still ``expect``."""
+        item = self._key(key)
+        item[self.value_attribute] = {"B": blob}
+        item[VERSION_ATTRIBUTE] = {"B": blob[VERSION_OFFSET : VERSION_OFFSET + VERSION_SIZE]}
+        if keep is not None:
+            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + keep))}
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+        if expect == ANY:
+            return put
+        if expect is None:  # nothing there, or only an item past its ttl
+            put["ConditionExpression"] = "attribute_not_exists(#k) OR #t < :now"
+            put["ExpressionAttributeNames"] = {"#k": self.key_attribute, "#t": self.ttl_attribute}
+            put["ExpressionAttributeValues"] = {":now": {"N": str(int(self.clock()))}}
+        elif expect == FOREIGN:
+            put["ConditionExpression"] = "attribute_not_exists(#ver)"
+            put["ExpressionAttributeNames"] = {"#ver": VERSION_ATTRIBUTE}
+        else:
+            put["ConditionExpression"] = "#ver = :ver"
+            put["ExpressionAttributeNames"] = {"#ver": VERSION_ATTRIBUTE}
+            put["ExpressionAttributeValues"] = {":ver": {"B": expect}}
+        return put
+
+    def swap(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> tuple[bool, object | Missing]:
+        """Conditional ``PutItem``: whether it was written, and the item it replaced or found."""
+        try:
+            response = self.client.put_item(
+                **self._put(key, blob, keep, expect),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return False, self._raw(getattr(exc, "response", {}).get("Item"))
+        return True, self._raw(response.get("Attributes"))
+
+    def swap_many(
+        self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
+    ) -> list[bool]:
+        """Conditional puts, 100 to a ``TransactWriteItems``; those whose condition failed
+        are left out and the rest written again."""
+        done: dict[str, bool] = {}
+        keys = list(items)
+        for chunk in _chunks(keys, TRANSACTION_LIMIT):
+            pending = list(chunk)
+            while pending:
+                puts = [
+                    {"Put": self._put(k, items[k][0], items[k][2], items[k][1])} for k in pending
+                ]
+                try:
+                    self.client.transact_write_items(TransactItems=puts)
+                except Exception as exc:
+                    reasons = getattr(exc, "response", {}).get("CancellationReasons")
+                    if not _condition_failed(exc, "TransactionCanceledException") or not reasons:
+                        raise
+                    failed = {
+                        key
+                        for key, reason in zip(pending, reasons, strict=False)
+                        if reason.get("Code") == "ConditionalCheckFailed"
+                    }
+                    if not failed:
+                        raise
+                    done.update(dict.fromkeys(failed, False))
+                    pending = [key for key in pending if key not in failed]
+                    continue
+                done.update(dict.fromkeys(pending, True))
+                pending = []
+        return [done.get(key, False) for key in keys]
+
+    def delete_if(self, key: str, expect: bytes) -> bool:
+        """Conditional ``DeleteItem``: only while the item is still version ``expect``."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(key),
+                ConditionExpression="#ver = :ver",
+                ExpressionAttributeNames={"#ver": VERSION_ATTRIBUTE},
+                ExpressionAttributeValues={":ver": {"B": expect}},
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
 
     # ------------------------------------------------------------ batches
 

@@ -1,4 +1,9 @@
-"""L1: an in-process LRU cache that lives as long as the Lambda execution environment."""
+"""L1: an in-process LRU cache that lives as long as the Lambda execution environment.
+
+Expiry is measured on the wall clock (``time.time``), not ``time.monotonic``:
+a frozen or snapshot-restored Lambda microVM need not advance its monotonic
+clock, and an entry must never outlive its wall-clock expiry.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
 from stratacache.config import check_ttl, resolve_l1_maxsize, resolve_max_value_bytes
-from stratacache.tiers.base import MISS, Missing
+from stratacache.tiers.base import MISS, NO_CAPABILITIES, Capabilities, Missing
+
+if TYPE_CHECKING:
+    from stratacache.breaker import CircuitBreaker
 
 
 class MemoryTier:
@@ -24,7 +33,7 @@ class MemoryTier:
             (default ``STRATACACHE_L1_MAXSIZE`` or 1024).
         ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
         name: the metric dimension value.
-        timer: clock in seconds; inject a fake one in tests.
+        timer: wall clock in epoch seconds; inject a fake one in tests.
         max_value_bytes: values whose serialized form is larger are not kept here
             (counted as an error, logged); the slower tiers still get them.
 
@@ -36,6 +45,8 @@ class MemoryTier:
     """
 
     stores_bytes = False
+    capabilities: Capabilities = NO_CAPABILITIES
+    breaker: CircuitBreaker | None = None
 
     def __init__(
         self,
@@ -43,7 +54,7 @@ class MemoryTier:
         ttl: float | None = None,
         *,
         name: str = "L1",
-        timer: Callable[[], float] = time.monotonic,
+        timer: Callable[[], float] = time.time,
         max_value_bytes: int | None = None,
     ) -> None:
         self.name = name
@@ -51,7 +62,8 @@ class MemoryTier:
         self.maxsize = resolve_l1_maxsize(maxsize)
         self.timer = timer
         self.max_value_bytes = resolve_max_value_bytes(max_value_bytes)
-        # (value, expires_at on ``timer``'s scale); math.inf when it never expires.
+        # The L1 fast path of the decorators reads ``data`` directly: it maps a stored
+        # key to ``(value, expires_at)`` on ``timer``'s scale (math.inf: never expires).
         self.data: LRUCache[str, tuple[object, float]] = LRUCache(self.maxsize)
         # cachetools caches are not thread-safe; the lock guards writes and LRU moves.
         self.lock = threading.Lock()
@@ -111,3 +123,6 @@ class MemoryTier:
             for key in doomed:
                 del self.data[key]
         return len(doomed)
+
+    def close(self) -> None:
+        """Nothing to release: memory goes with the execution environment."""

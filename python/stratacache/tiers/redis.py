@@ -23,8 +23,9 @@ from stratacache.config import (
     resolve_timeout,
 )
 from stratacache.errors import ConfigurationError
-from stratacache.tiers.base import MISS, Missing
+from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
 
+_CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
@@ -35,6 +36,78 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# Compare-and-set on the record's version (bytes 5-12 of the envelope), in one round trip.
+# ARGV: blob, expect ('' nothing there, '!' not ours, '*' anything, else 8 version bytes),
+# keep in ms (0: no expiry). A write never shortens how long the record it replaces was to
+# be kept: a tombstone keeps refusing old fills for its whole life. On a mismatch the
+# current record comes back, so the caller needs no second read.
+_SWAP = """
+local function swap(key, blob, expect, keep)
+  local cur = redis.pcall('GET', key)
+  local foreign = type(cur) == 'table'
+  local ok
+  if expect == '*' then ok = true
+  elseif expect == '' then ok = (cur == false)
+  elseif expect == '!' then ok = foreign or (cur ~= false and string.sub(cur, 1, 3) ~= 'SC\\3')
+  else ok = (not foreign) and cur ~= false and string.sub(cur, 5, 12) == expect end
+  if foreign then cur = '!' end
+  if not ok then return 0, cur end
+  keep = tonumber(keep)
+  if keep > 0 and cur ~= false and not foreign then
+    local left = redis.call('PTTL', key)
+    if left > keep then keep = left end
+  end
+  if foreign then redis.call('DEL', key) end
+  if keep > 0 then redis.call('SET', key, blob, 'PX', keep)
+  else redis.call('SET', key, blob) end
+  return 1, cur
+end
+"""
+_SWAP_SCRIPT = (
+    _SWAP
+    + """
+local done, cur = swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return {done, cur}
+"""
+)
+# Several keys in one script (one slot of a cluster): ARGV holds blob, expect, keep per key.
+_SWAP_MANY_SCRIPT = (
+    _SWAP
+    + """
+local done = {}
+for i, key in ipairs(KEYS) do
+  done[i] = swap(key, ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i])
+end
+return done
+"""
+)
+_DELETE_IF_SCRIPT = """
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'string' and string.sub(cur, 5, 12) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# INCR, but never below a floor: a counter lost to a flush or an eviction must not go back.
+_BUMP_SCRIPT = """
+local value = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if value < floor then
+  redis.call('SET', KEYS[1], floor)
+  value = floor
+end
+return value
+"""
+
+
+def _expect_arg(expect: bytes | None) -> bytes:
+    return b"" if expect is None else expect
+
+
+def _keep_ms(keep: float | None) -> int:
+    return 0 if keep is None else _millis(keep)
 
 
 def _millis(ttl: float) -> int:
@@ -76,6 +149,7 @@ class RedisTier:
     """
 
     stores_bytes = True
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -177,7 +251,12 @@ class RedisTier:
         return redis.Redis.from_url(self.url, retry=retry, health_check_interval=30, **options)
 
     def get(self, key: str) -> object | Missing:
-        value = self.client.get(self.key_prefix + key)
+        try:
+            value = self.client.get(self.key_prefix + key)
+        except Exception as exc:
+            if _wrong_type(exc):
+                return Foreign("a Redis value of another type")
+            raise
         return MISS if value is None else value
 
     def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
@@ -187,9 +266,6 @@ class RedisTier:
         # A cluster's MGET must stay within one hash slot; mget_nonatomic splits by slot.
         values = self.client.mget_nonatomic(names) if self.cluster else self.client.mget(names)
         return [MISS if value is None else value for value in values]
-
-    def set(self, key: str, value: object, ttl: float | None) -> None:
-        self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))
 
     def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
         if not items:
@@ -236,8 +312,8 @@ class RedisTier:
                 self._client = None
 
     # ------------------------------------------------------------ leases and generations
-    # Optional extras (see stratacache.locks): a lease lock against stampedes and a
-    # counter that makes a whole namespace unreachable at once.
+    # Capabilities ``lock`` and ``counter``: a refresh lock (a key of its own per entry)
+    # and a counter that makes a whole namespace unreachable at once.
 
     def acquire_lock(self, key: str, token: str, lease: float) -> bool:
         """``SET key token NX PX lease``: ``True`` when this caller now holds the lease."""
@@ -249,12 +325,84 @@ class RedisTier:
 
     def read_counter(self, key: str) -> int:
         """The counter's value, 0 when it was never bumped."""
-        raw = self.client.get(self.key_prefix + key)
-        return int(raw) if raw is not None else 0
+        return _counter(self.client.get(self.key_prefix + key))
 
-    def bump_counter(self, key: str) -> int:
-        """Add one to the counter atomically and return the new value."""
-        return int(self.client.incr(self.key_prefix + key))
+    def bump_counter(self, key: str, floor: int = 0) -> int:
+        """Add one to the counter atomically, to at least ``floor``; return the new value."""
+        return int(self.client.eval(_BUMP_SCRIPT, 1, self.key_prefix + key, floor))
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+        """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
+        names = (self.key_prefix + key, self.key_prefix + counter)
+        try:
+            if self.cluster:
+                pipe = self.client.pipeline(transaction=False)
+                for name in names:
+                    pipe.get(name)
+                value, count = pipe.execute()
+            else:
+                value, count = self.client.mget(names)
+        except Exception as exc:
+            if _wrong_type(exc):
+                return Foreign("a Redis value of another type"), self.read_counter(counter)
+            raise
+        return (MISS if value is None else value), _counter(count)
+
+    # ------------------------------------------------------------ conditional writes
+
+    def swap(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> tuple[bool, object | Missing]:
+        """Write ``blob`` if the record's version is still ``expect`` (one script, one trip).
+
+        Returns whether it was written, and the record it replaced or found there.
+        """
+        done, current = self.client.eval(
+            _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect), _keep_ms(keep)
+        )
+        if current == b"!":
+            return bool(done), Foreign("a Redis value of another type")
+        return bool(done), MISS if current is None else current
+
+    def swap_many(
+        self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
+    ) -> list[bool]:
+        """:meth:`swap` for several keys in one script: one round trip (one per slot in a
+        cluster, whose scripts must keep to one hash slot)."""
+        names = {self.key_prefix + key: key for key in items}
+        groups: dict[int, list[str]] = {}
+        for name in names:
+            groups.setdefault(self.client.keyslot(name) if self.cluster else 0, []).append(name)
+        done: dict[str, bool] = {}
+        for group in groups.values():
+            argv: list[object] = []
+            for name in group:
+                blob, expect, keep = items[names[name]]
+                argv += [blob, _expect_arg(expect), _keep_ms(keep)]
+            answers = self.client.eval(_SWAP_MANY_SCRIPT, len(group), *group, *argv)
+            done.update(zip(group, map(bool, answers), strict=True))
+        return [done[self.key_prefix + key] for key in items]
+
+    def delete_if(self, key: str, expect: bytes) -> bool:
+        """Remove the record if its version is still ``expect``."""
+        return bool(self.client.eval(_DELETE_IF_SCRIPT, 1, self.key_prefix + key, expect))
+
+    def set(self, key: str, value: object, ttl: float | None) -> None:
+        if isinstance(value, bytes):
+            self.swap(key, value, ttl, ANY)
+        else:
+            self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))
+
+
+def _counter(raw: object) -> int:
+    try:
+        return int(raw) if raw is not None else 0  # type: ignore[call-overload]
+    except ValueError:
+        return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
+
+
+def _wrong_type(exc: Exception) -> bool:
+    return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
 
 
 def _has_password(url: str | None) -> bool:

@@ -20,7 +20,7 @@ def test_unencodable_result_reaches_the_caller_uncached(
 ) -> None:
     calls = []
 
-    @cached(ttl=60, tier=redis_tier)
+    @cached(ttl=60, tier=redis_tier, namespace="t")
     def compute(x: int) -> object:
         calls.append(x)
         return value
