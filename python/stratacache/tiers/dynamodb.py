@@ -21,6 +21,7 @@ from stratacache.config import (
     ENV_KEY_PREFIX,
     ENV_TABLE_KEY_ATTRIBUTE,
     ENV_TABLE_NAME,
+    MAX_TTL,
     check_positive_int,
     check_ttl,
     env_str,
@@ -205,7 +206,9 @@ class DynamoDBTier:
         item = self._key(key)
         item[self.value_attribute] = {"B": value}
         if ttl is not None:
-            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + ttl))}
+            # Clamped like Redis's PX: a lifetime read back from a stored entry may
+            # not have gone through the MAX_TTL check of a setting.
+            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + min(ttl, MAX_TTL)))}
         return item
 
     def _live(self, item: Mapping[str, Any] | None) -> bool:

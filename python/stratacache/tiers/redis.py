@@ -16,6 +16,7 @@ from stratacache.config import (
     ENV_REDIS_MAX_VALUE_BYTES,
     ENV_REDIS_TIMEOUT,
     ENV_REDIS_URL,
+    MAX_TTL,
     check_ttl,
     env_str,
     resolve_max_value_bytes,
@@ -38,7 +39,12 @@ return 0
 
 
 def _millis(ttl: float) -> int:
-    return max(1, math.ceil(ttl * 1000))
+    """``PX`` milliseconds: at least 1, at most :data:`~stratacache.config.MAX_TTL`.
+
+    Settings are checked against ``MAX_TTL`` already; the clamp keeps a lifetime read
+    back from a stored entry (a promotion) within what ``SET ... PX`` accepts too.
+    """
+    return max(1, math.ceil(min(ttl, MAX_TTL) * 1000))
 
 
 class RedisTier:
