@@ -26,9 +26,10 @@ from stratacache.config import (
     check_ttl,
     env_str,
     resolve_max_value_bytes,
+    resolve_region,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError
+from stratacache.errors import ConfigurationError, PartialReadError, StratacacheError
 from stratacache.keys import MAX_KEY_LENGTH
 from stratacache.tiers.base import MISS, Missing
 
@@ -50,6 +51,26 @@ _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The DynamoDB error code an exception carries, or ``None``.
+
+    boto3's client raises ``ClientError`` subclasses made at run time
+    (``client.exceptions.ConditionalCheckFailedException``); DAX's
+    ``AmazonDaxClient`` raises ``DaxServiceError`` and has no ``exceptions``
+    attribute. Both carry ``response["Error"]["Code"]``, the one shape every
+    boto3-compatible client shares.
+
+    Example:
+        >>> from botocore.exceptions import ClientError
+        >>> error_code(ClientError({"Error": {"Code": "ThrottlingException"}}, "GetItem"))
+        'ThrottlingException'
+    """
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    code = error.get("Code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, str) else None
 
 
 class DynamoDBTier:
@@ -187,8 +208,11 @@ class DynamoDBTier:
             read_timeout=self.read_timeout,
             retries={"mode": "standard", "total_max_attempts": self.max_attempts},
         )
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda and the
+        # newer SDKs name, and what botocore's own error message asks for.
+        region = resolve_region(self.region_name)
         try:
-            return boto3.client("dynamodb", region_name=self.region_name, config=config)
+            return boto3.client("dynamodb", region_name=region, config=config)
         except NoRegionError:
             raise ConfigurationError(
                 "DynamoDBTier needs an AWS region: set AWS_REGION or pass region_name=..."
@@ -232,21 +256,53 @@ class DynamoDBTier:
         return value
 
     def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
+        """``BatchGetItem`` in chunks of 100, unprocessed keys retried.
+
+        When keys are still unread after the retries, or a later chunk fails, the items
+        that did arrive are not thrown away: :class:`~stratacache.errors.PartialReadError`
+        carries them (``found``, aligned with ``keys``) and the number of distinct keys
+        left unread (``failed``).
+        """
         found: dict[str, object] = {}
         unique = list(dict.fromkeys(keys))
-        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+        unread: set[str] = set()
+
+        def collect(response: Mapping[str, Any]) -> None:
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                if self._live(item):
+                    stored = item[self.key_attribute]["S"]
+                    found[self._unprefix(stored)] = item[self.value_attribute]["B"]
+
+        for number, chunk in enumerate(_chunks(unique, BATCH_GET_LIMIT)):
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [self._key(key) for key in chunk],
                     "ConsistentRead": self.consistent_read,
                 }
             }
-            for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    if self._live(item):
-                        stored = item[self.key_attribute]["S"]
-                        found[self._unprefix(stored)] = item[self.value_attribute]["B"]
+            try:
+                left = self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect)
+            except Exception as exc:
+                if number == 0 and not found:
+                    raise  # nothing arrived: an ordinary tier failure
+                rest = unique[number * BATCH_GET_LIMIT :]
+                unread.update(key for key in rest if key not in found)
+                raise self._partial(keys, found, unread, type(exc).__name__) from exc
+            for stored_key in left.get(self.table_name, {}).get("Keys", []):
+                unread.add(self._unprefix(stored_key[self.key_attribute]["S"]))
+        if unread:
+            raise self._partial(keys, found, unread, "keys left unprocessed after retries")
         return [found.get(key, MISS) for key in keys]
+
+    def _partial(
+        self, keys: Sequence[str], found: Mapping[str, object], unread: set[str], why: str
+    ) -> PartialReadError:
+        return PartialReadError(
+            f"DynamoDB batch read of {self.table_name!r} answered {len(set(keys)) - len(unread)} "
+            f"of {len(set(keys))} keys ({why})",
+            [found.get(key, MISS) for key in keys],
+            len(unread),
+        )
 
     def set(self, key: str, value: object, ttl: float | None) -> None:
         self.client.put_item(TableName=self.table_name, Item=self._item(key, value, ttl))
@@ -277,19 +333,25 @@ class DynamoDBTier:
 
     def clear(self, prefix: str = "") -> int:
         """Delete this tier's items under ``prefix``. Scans the table: for maintenance only."""
-        paginator = self.client.get_paginator("scan")
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            ProjectionExpression="#k",
-            FilterExpression="begins_with(#k, :p)",
-            ExpressionAttributeNames={"#k": self.key_attribute},
-            ExpressionAttributeValues={":p": {"S": self.key_prefix + prefix}},
-        )
-        keys = [
-            self._unprefix(item[self.key_attribute]["S"])
-            for page in pages
-            for item in page.get("Items", [])
-        ]
+        # Paged by LastEvaluatedKey rather than get_paginator("scan"), which DAX and other
+        # boto3-shaped clients do not have.
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ProjectionExpression": "#k",
+            "FilterExpression": "begins_with(#k, :p)",
+            "ExpressionAttributeNames": {"#k": self.key_attribute},
+            "ExpressionAttributeValues": {":p": {"S": self.key_prefix + prefix}},
+        }
+        keys: list[str] = []
+        while True:
+            page = self.client.scan(**request)
+            keys += [
+                self._unprefix(item[self.key_attribute]["S"]) for item in page.get("Items", [])
+            ]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+            request["ExclusiveStartKey"] = start
         return self.delete_many(keys)
 
     def close(self) -> None:
@@ -318,7 +380,9 @@ class DynamoDBTier:
                 ExpressionAttributeNames={"#k": self.key_attribute, "#u": "lease_until"},
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
             return False
         return True
 
@@ -331,7 +395,9 @@ class DynamoDBTier:
                 ConditionExpression="lease_token = :t",
                 ExpressionAttributeValues={":t": {"S": token}},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
             return False
         return True
 
@@ -357,22 +423,42 @@ class DynamoDBTier:
     # ------------------------------------------------------------ batches
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
+        """``BatchWriteItem`` in chunks of 25; every chunk is tried even if one leaves items.
+
+        Items DynamoDB still leaves unprocessed after the retries are counted and reported
+        in one error at the end, so one throttled chunk does not stop the others.
+        """
+        left_over = 0
         for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
             request = {self.table_name: list(chunk)}
-            for _ in self._batch(self.client.batch_write_item, request, "UnprocessedItems"):
-                pass
+            left = self._batch(self.client.batch_write_item, request, "UnprocessedItems")
+            left_over += len(left.get(self.table_name, []))
+        if left_over:
+            raise StratacacheError(
+                f"DynamoDB left {left_over} of {len(requests)} batch writes to "
+                f"{self.table_name!r} unprocessed after {_BATCH_ATTEMPTS} attempts"
+            )
 
     def _batch(
-        self, call: Callable[..., Any], request: dict[str, Any], unprocessed: str
-    ) -> Iterator[dict[str, Any]]:
-        """Call a batch API and retry what DynamoDB left unprocessed, with backoff."""
+        self,
+        call: Callable[..., Any],
+        request: dict[str, Any],
+        unprocessed: str,
+        collect: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Call a batch API, retrying what DynamoDB left unprocessed with backoff.
+
+        Each response goes to ``collect``; returns what is still unprocessed after
+        the last attempt (empty when everything went through).
+        """
         delay = 0.02
-        for _attempt in range(_BATCH_ATTEMPTS):
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
             response: dict[str, Any] = call(RequestItems=request)
-            yield response
+            if collect is not None:
+                collect(response)
             request = response.get(unprocessed) or {}
-            if not request:
-                return
+            if not request or attempt == _BATCH_ATTEMPTS:
+                break
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        raise RuntimeError(f"DynamoDB left items unprocessed after retries ({unprocessed})")
+        return request
