@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Final
 
 from stratacache.errors import ConfigurationError
 
@@ -29,6 +30,8 @@ ENV_REDIS_MAX_VALUE_BYTES = "STRATACACHE_REDIS_MAX_VALUE_BYTES"
 ENV_REDIS_TIMEOUT = "STRATACACHE_REDIS_TIMEOUT"
 ENV_DYNAMODB_TIMEOUT = "STRATACACHE_DYNAMODB_TIMEOUT"
 ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_AWS_REGION = "AWS_REGION"
+ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 
 DEFAULT_TTL = 300.0
 DEFAULT_NAMESPACE = "stratacache"
@@ -38,6 +41,12 @@ DEFAULT_GENERATION_CHECK = 5.0
 DEFAULT_METRICS_NAMESPACE = "stratacache"
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 5.0
+
+MAX_TTL: Final = 10 * 365 * 86_400
+"""The longest lifetime (and any other duration setting) accepted: 10 years, in seconds.
+
+Every tier can store it: the envelope's u64 epoch milliseconds, Redis ``PX`` and the
+DynamoDB ``ttl`` attribute. For an entry that never expires pass ``ttl=None``."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -60,16 +69,45 @@ def env_flag(name: str) -> bool:
 
 
 def check_ttl(value: object, setting: str = "ttl") -> float | None:
-    """Validate a TTL in seconds: a positive finite number, or ``None`` for no expiry."""
+    """Validate a duration in seconds: positive, at most :data:`MAX_TTL`, or ``None``.
+
+    ``None`` means no expiry for a TTL (and "the default" for other durations).
+    Huge values are refused rather than clamped, so a typo never turns into an entry
+    that outlives the data it caches.
+
+    Example:
+        >>> check_ttl(300)
+        300.0
+        >>> check_ttl(10**400)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        ConfigurationError: ttl must be at most 315360000 seconds ...
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(
             f"{setting} must be a number of seconds or None, got {type(value).__name__}"
         )
-    if not math.isfinite(value) or value <= 0:
+    # Compared before any float() conversion: an int beyond a float's range must not
+    # raise OverflowError, and its repr may be too long to print.
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigurationError(f"{setting} must be a positive finite number, got nan")
+    if value <= 0:
         raise ConfigurationError(f"{setting} must be a positive finite number, got {value!r}")
+    if value > MAX_TTL:
+        hint = "; pass ttl=None for entries that never expire" if setting == "ttl" else ""
+        raise ConfigurationError(
+            f"{setting} must be at most {MAX_TTL} seconds (10 years, stratacache.config.MAX_TTL),"
+            f" got {_describe(value)}{hint}"
+        )
     return float(value)
+
+
+def _describe(value: int | float) -> str:
+    """A number for an error message, even one too long for ``repr``."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def check_positive_int(value: object, setting: str) -> int:
@@ -203,3 +241,17 @@ def resolve_generation_check(explicit: float | None) -> float:
         )
     assert checked is not None
     return checked
+
+
+def resolve_region(explicit: str | None) -> str | None:
+    """The AWS region: the argument, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``.
+
+    The Lambda runtime sets both; botocore reads only ``AWS_DEFAULT_REGION``, so a
+    process given just ``AWS_REGION`` would otherwise find no region. ``None`` lets
+    botocore look further (a profile's ``region``).
+
+    Example:
+        >>> resolve_region("eu-west-1")
+        'eu-west-1'
+    """
+    return explicit or env_str(ENV_AWS_REGION) or env_str(ENV_AWS_DEFAULT_REGION)

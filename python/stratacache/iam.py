@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from stratacache.config import check_ttl, env_str
+from stratacache.config import check_ttl, resolve_region
 from stratacache.errors import ConfigurationError
 
 TOKEN_LIFETIME: Final = 900
@@ -59,7 +59,7 @@ class ElastiCacheIAMProvider:
             raise ConfigurationError(f"user_id must be a non-empty string, got {user_id!r}")
         if not cache_name or not isinstance(cache_name, str):
             raise ConfigurationError(f"cache_name must be a non-empty string, got {cache_name!r}")
-        resolved = region or env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION")
+        resolved = resolve_region(region)
         if not resolved:
             raise ConfigurationError(
                 "ElastiCacheIAMProvider needs an AWS region: pass region=... or set AWS_REGION"

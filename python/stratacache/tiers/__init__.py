@@ -50,7 +50,9 @@ def shared_tier(kind: str) -> Tier:
     with _shared_lock:
         tier = _shared.get((kind, setting))
         if tier is None:
-            tier = _shared[(kind, setting)] = factory(setting)
+            # Built from the environment, not handed the value, so that a mistake in it
+            # is reported under the variable's name.
+            tier = _shared[(kind, setting)] = factory()
         return tier
 
 

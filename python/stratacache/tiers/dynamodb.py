@@ -21,13 +21,15 @@ from stratacache.config import (
     ENV_KEY_PREFIX,
     ENV_TABLE_KEY_ATTRIBUTE,
     ENV_TABLE_NAME,
+    MAX_TTL,
     check_positive_int,
     check_ttl,
     env_str,
     resolve_max_value_bytes,
+    resolve_region,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError
+from stratacache.errors import ConfigurationError, PartialReadError, StratacacheError
 from stratacache.keys import MAX_KEY_LENGTH
 from stratacache.tiers.base import (
     ANY,
@@ -58,12 +60,6 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
 
-def _condition_failed(exc: Exception, code: str = "ConditionalCheckFailedException") -> bool:
-    """Whether a boto3-shaped error carries this DynamoDB error code (boto3, DAX alike)."""
-    response = getattr(exc, "response", None)
-    return isinstance(response, Mapping) and response.get("Error", {}).get("Code") == code
-
-
 def _counter(item: Mapping[str, Any] | None) -> int:
     try:
         return int(item["counter"]["N"]) if item and "counter" in item else 0
@@ -74,6 +70,26 @@ def _counter(item: Mapping[str, Any] | None) -> int:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The DynamoDB error code an exception carries, or ``None``.
+
+    boto3's client raises ``ClientError`` subclasses made at run time
+    (``client.exceptions.ConditionalCheckFailedException``); DAX's
+    ``AmazonDaxClient`` raises ``DaxServiceError`` and has no ``exceptions``
+    attribute. Both carry ``response["Error"]["Code"]``, the one shape every
+    boto3-compatible client shares.
+
+    Example:
+        >>> from botocore.exceptions import ClientError
+        >>> error_code(ClientError({"Error": {"Code": "ThrottlingException"}}, "GetItem"))
+        'ThrottlingException'
+    """
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    code = error.get("Code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, str) else None
 
 
 class DynamoDBTier:
@@ -213,8 +229,11 @@ class DynamoDBTier:
             read_timeout=self.read_timeout,
             retries={"mode": "standard", "total_max_attempts": self.max_attempts},
         )
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda and the
+        # newer SDKs name, and what botocore's own error message asks for.
+        region = resolve_region(self.region_name)
         try:
-            return boto3.client("dynamodb", region_name=self.region_name, config=config)
+            return boto3.client("dynamodb", region_name=region, config=config)
         except NoRegionError:
             raise ConfigurationError(
                 "DynamoDBTier needs an AWS region: set AWS_REGION or pass region_name=..."
@@ -234,7 +253,9 @@ class DynamoDBTier:
         if isinstance(value, bytes):
             item[VERSION_ATTRIBUTE] = {"B": value[VERSION_OFFSET : VERSION_OFFSET + VERSION_SIZE]}
         if ttl is not None:
-            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + ttl))}
+            # Clamped like Redis's PX: a lifetime read back from a stored entry may
+            # not have gone through the MAX_TTL check of a setting.
+            item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + min(ttl, MAX_TTL)))}
         return item
 
     def _live(self, item: Mapping[str, Any] | None) -> bool:
@@ -270,21 +291,53 @@ class DynamoDBTier:
         )
 
     def get_many(self, keys: Sequence[str]) -> list[object | Missing]:
+        """``BatchGetItem`` in chunks of 100, unprocessed keys retried.
+
+        When keys are still unread after the retries, or a later chunk fails, the items
+        that did arrive are not thrown away: :class:`~stratacache.errors.PartialReadError`
+        carries them (``found``, aligned with ``keys``) and the number of distinct keys
+        left unread (``failed``).
+        """
         found: dict[str, object] = {}
         unique = list(dict.fromkeys(keys))
-        for chunk in _chunks(unique, BATCH_GET_LIMIT):
+        unread: set[str] = set()
+
+        def collect(response: Mapping[str, Any]) -> None:
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                raw = self._raw(item)
+                if raw is not MISS:
+                    found[self._unprefix(item[self.key_attribute]["S"])] = raw
+
+        for number, chunk in enumerate(_chunks(unique, BATCH_GET_LIMIT)):
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [self._key(key) for key in chunk],
                     "ConsistentRead": self.consistent_read,
                 }
             }
-            for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    raw = self._raw(item)
-                    if raw is not MISS:
-                        found[self._unprefix(item[self.key_attribute]["S"])] = raw
+            try:
+                left = self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect)
+            except Exception as exc:
+                if number == 0 and not found:
+                    raise  # nothing arrived: an ordinary tier failure
+                rest = unique[number * BATCH_GET_LIMIT :]
+                unread.update(key for key in rest if key not in found)
+                raise self._partial(keys, found, unread, type(exc).__name__) from exc
+            for stored_key in left.get(self.table_name, {}).get("Keys", []):
+                unread.add(self._unprefix(stored_key[self.key_attribute]["S"]))
+        if unread:
+            raise self._partial(keys, found, unread, "keys left unprocessed after retries")
         return [found.get(key, MISS) for key in keys]
+
+    def _partial(
+        self, keys: Sequence[str], found: Mapping[str, object], unread: set[str], why: str
+    ) -> PartialReadError:
+        return PartialReadError(
+            f"DynamoDB batch read of {self.table_name!r} answered {len(set(keys)) - len(unread)} "
+            f"of {len(set(keys))} keys ({why})",
+            [found.get(key, MISS) for key in keys],
+            len(unread),
+        )
 
     def set(self, key: str, value: object, ttl: float | None) -> None:
         self.client.put_item(TableName=self.table_name, Item=self._item(key, value, ttl))
@@ -315,19 +368,25 @@ class DynamoDBTier:
 
     def clear(self, prefix: str = "") -> int:
         """Delete this tier's items under ``prefix``. Scans the table: for maintenance only."""
-        paginator = self.client.get_paginator("scan")
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            ProjectionExpression="#k",
-            FilterExpression="begins_with(#k, :p)",
-            ExpressionAttributeNames={"#k": self.key_attribute},
-            ExpressionAttributeValues={":p": {"S": self.key_prefix + prefix}},
-        )
-        keys = [
-            self._unprefix(item[self.key_attribute]["S"])
-            for page in pages
-            for item in page.get("Items", [])
-        ]
+        # Paged by LastEvaluatedKey rather than get_paginator("scan"), which DAX and other
+        # boto3-shaped clients do not have.
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ProjectionExpression": "#k",
+            "FilterExpression": "begins_with(#k, :p)",
+            "ExpressionAttributeNames": {"#k": self.key_attribute},
+            "ExpressionAttributeValues": {":p": {"S": self.key_prefix + prefix}},
+        }
+        keys: list[str] = []
+        while True:
+            page = self.client.scan(**request)
+            keys += [
+                self._unprefix(item[self.key_attribute]["S"]) for item in page.get("Items", [])
+            ]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+            request["ExclusiveStartKey"] = start
         return self.delete_many(keys)
 
     def close(self) -> None:
@@ -357,7 +416,7 @@ class DynamoDBTier:
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
             )
         except Exception as exc:
-            if not _condition_failed(exc):
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -372,7 +431,7 @@ class DynamoDBTier:
                 ExpressionAttributeValues={":t": {"S": token}},
             )
         except Exception as exc:
-            if not _condition_failed(exc):
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -407,7 +466,7 @@ class DynamoDBTier:
                 ExpressionAttributeValues={":floor": {"N": str(floor)}},
             )
         except Exception as exc:
-            if not _condition_failed(exc):
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return self.read_counter(key)
         return floor
@@ -415,22 +474,23 @@ class DynamoDBTier:
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
         """The entry and the counter in one ``BatchGetItem``."""
         wanted = {self.key_prefix + key: key, self.key_prefix + counter: counter}
-        raw: object | Missing = MISS
-        count = 0
         request = {
             self.table_name: {
                 "Keys": [self._key(key), self._key(counter)],
                 "ConsistentRead": self.consistent_read,
             }
         }
-        for response in self._batch(self.client.batch_get_item, request, "UnprocessedKeys"):
+        found: dict[str, Mapping[str, Any]] = {}
+
+        def collect(response: Mapping[str, Any]) -> None:
             for item in response.get("Responses", {}).get(self.table_name, []):
-                name = wanted.get(item[self.key_attribute]["S"])
-                if name == key:
-                    raw = self._raw(item)
-                elif name == counter:
-                    count = _counter(item)
-        return raw, count
+                found[wanted[item[self.key_attribute]["S"]]] = item
+
+        if self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect):
+            raise PartialReadError(
+                "DynamoDB left the entry or its generation unread", [MISS], 1
+            )
+        return self._raw(found.get(key)), _counter(found.get(counter))
 
     # ------------------------------------------------------------ conditional writes
 
@@ -470,7 +530,7 @@ class DynamoDBTier:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except Exception as exc:
-            if not _condition_failed(exc):
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False, self._raw(getattr(exc, "response", {}).get("Item"))
         return True, self._raw(response.get("Attributes"))
@@ -492,7 +552,7 @@ class DynamoDBTier:
                     self.client.transact_write_items(TransactItems=puts)
                 except Exception as exc:
                     reasons = getattr(exc, "response", {}).get("CancellationReasons")
-                    if not _condition_failed(exc, "TransactionCanceledException") or not reasons:
+                    if error_code(exc) != "TransactionCanceledException" or not reasons:
                         raise
                     failed = {
                         key
@@ -519,7 +579,7 @@ class DynamoDBTier:
                 ExpressionAttributeValues={":ver": {"B": expect}},
             )
         except Exception as exc:
-            if not _condition_failed(exc):
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -527,22 +587,42 @@ class DynamoDBTier:
     # ------------------------------------------------------------ batches
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
+        """``BatchWriteItem`` in chunks of 25; every chunk is tried even if one leaves items.
+
+        Items DynamoDB still leaves unprocessed after the retries are counted and reported
+        in one error at the end, so one throttled chunk does not stop the others.
+        """
+        left_over = 0
         for chunk in _chunks(requests, BATCH_WRITE_LIMIT):
             request = {self.table_name: list(chunk)}
-            for _ in self._batch(self.client.batch_write_item, request, "UnprocessedItems"):
-                pass
+            left = self._batch(self.client.batch_write_item, request, "UnprocessedItems")
+            left_over += len(left.get(self.table_name, []))
+        if left_over:
+            raise StratacacheError(
+                f"DynamoDB left {left_over} of {len(requests)} batch writes to "
+                f"{self.table_name!r} unprocessed after {_BATCH_ATTEMPTS} attempts"
+            )
 
     def _batch(
-        self, call: Callable[..., Any], request: dict[str, Any], unprocessed: str
-    ) -> Iterator[dict[str, Any]]:
-        """Call a batch API and retry what DynamoDB left unprocessed, with backoff."""
+        self,
+        call: Callable[..., Any],
+        request: dict[str, Any],
+        unprocessed: str,
+        collect: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Call a batch API, retrying what DynamoDB left unprocessed with backoff.
+
+        Each response goes to ``collect``; returns what is still unprocessed after
+        the last attempt (empty when everything went through).
+        """
         delay = 0.02
-        for _attempt in range(_BATCH_ATTEMPTS):
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
             response: dict[str, Any] = call(RequestItems=request)
-            yield response
+            if collect is not None:
+                collect(response)
             request = response.get(unprocessed) or {}
-            if not request:
-                return
+            if not request or attempt == _BATCH_ATTEMPTS:
+                break
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        raise RuntimeError(f"DynamoDB left items unprocessed after retries ({unprocessed})")
+        return request

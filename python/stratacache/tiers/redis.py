@@ -16,6 +16,7 @@ from stratacache.config import (
     ENV_REDIS_MAX_VALUE_BYTES,
     ENV_REDIS_TIMEOUT,
     ENV_REDIS_URL,
+    MAX_TTL,
     check_ttl,
     env_str,
     resolve_max_value_bytes,
@@ -24,6 +25,7 @@ from stratacache.config import (
 )
 from stratacache.errors import ConfigurationError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
+from stratacache.urls import parse_redis_url
 
 _CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
 DEFAULT_SOCKET_TIMEOUT = 0.25
@@ -111,7 +113,12 @@ def _keep_ms(keep: float | None) -> int:
 
 
 def _millis(ttl: float) -> int:
-    return max(1, math.ceil(ttl * 1000))
+    """``PX`` milliseconds: at least 1, at most :data:`~stratacache.config.MAX_TTL`.
+
+    Settings are checked against ``MAX_TTL`` already; the clamp keeps a lifetime read
+    back from a stored entry (a promotion) within what ``SET ... PX`` accepts too.
+    """
+    return max(1, math.ceil(min(ttl, MAX_TTL) * 1000))
 
 
 class RedisTier:
@@ -119,7 +126,9 @@ class RedisTier:
 
     Args:
         url: ``redis://`` or ``rediss://`` (TLS) URL, ``redis://user:password@host:port/0``
-            for ACL users (default ``STRATACACHE_REDIS_URL``).
+            for ACL users, or ``unix:///path/to/socket`` (default ``STRATACACHE_REDIS_URL``);
+            parsed and checked here (see :mod:`stratacache.urls`), so a malformed URL
+            raises ``ConfigurationError`` naming the setting, without quoting the URL.
         client: a ready ``redis.Redis`` or ``RedisCluster``; reused as it is, ``url`` ignored.
         ttl: this tier's own lifetime in seconds; wins over the cache's TTL.
         key_prefix: put before every key (default ``STRATACACHE_KEY_PREFIX`` or none).
@@ -170,35 +179,64 @@ class RedisTier:
         breaker: CircuitBreaker | bool = True,
         name: str = "L2",
     ) -> None:
-        self.url = url if url is not None else env_str(ENV_REDIS_URL)
-        if client is None and not self.url:
+        setting = "url" if url is not None else ENV_REDIS_URL
+        raw = url if url is not None else env_str(ENV_REDIS_URL)
+        if client is None and not raw:
             raise ConfigurationError(f"RedisTier needs url=... or {ENV_REDIS_URL}")
-        if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
-            # Only the scheme is shown: the rest of a URL may hold a password.
-            scheme = self.url.split("://")[0] + "://..." if "://" in self.url else "no scheme"
-            raise ConfigurationError(
-                f"RedisTier url must start with redis://, rediss:// or unix://, got {scheme!r}"
-            )
+        # Parsed once, here: a URL the client could not use is a configuration error now,
+        # not a CacheError on every call, and only its redacted form is kept in view.
+        self._url = parse_redis_url(raw, setting) if client is None and raw else None
+        self.url = self._url.redacted if self._url is not None else None
+        """Where the tier connects, credentials masked (``None`` with a passed-in client)."""
+        parsed = self._url
+        if parsed is not None:
+            if username is not None and parsed.username is not None:
+                raise ConfigurationError(f"username is given both in {setting} and as username=")
+            if password is not None and parsed.password is not None:
+                raise ConfigurationError(f"password is given both in {setting} and as password=")
+            if ssl_ca_certs is not None and parsed.scheme != "rediss":
+                raise ConfigurationError(f"ssl_ca_certs needs a rediss:// {setting}")
         if credential_provider is not None:
             if not callable(getattr(credential_provider, "get_credentials", None)):
                 raise ConfigurationError(
                     "credential_provider must have a get_credentials() method returning "
                     f"(username, password), got {type(credential_provider).__name__}"
                 )
-            if username is not None or password is not None or _has_password(self.url):
+            if (
+                username is not None
+                or password is not None
+                or (parsed is not None and parsed.has_credentials)
+            ):
                 raise ConfigurationError(
                     "credential_provider replaces username/password: pass one or the other"
                 )
         self.name = name
         self.ttl = check_ttl(ttl)
         self.key_prefix = key_prefix if key_prefix is not None else env_str(ENV_KEY_PREFIX) or ""
+        # An explicit argument, then the URL's query option, then the environment.
+        from_url = parsed.options if parsed is not None else {}
         self.socket_timeout = resolve_timeout(
-            socket_timeout, "socket_timeout", ENV_REDIS_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+            socket_timeout if socket_timeout is not None else from_url.get("socket_timeout"),
+            "socket_timeout",
+            ENV_REDIS_TIMEOUT,
+            DEFAULT_SOCKET_TIMEOUT,
         )
         self.connect_timeout = resolve_timeout(
-            connect_timeout, "connect_timeout", ENV_REDIS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT
+            connect_timeout
+            if connect_timeout is not None
+            else from_url.get("socket_connect_timeout"),
+            "connect_timeout",
+            ENV_REDIS_TIMEOUT,
+            DEFAULT_CONNECT_TIMEOUT,
         )
         self.cluster = resolve_redis_cluster(cluster)
+        if self.cluster and parsed is not None:
+            if parsed.scheme == "unix":
+                raise ConfigurationError(f"a Redis Cluster cannot be reached by unix:// {setting}")
+            if parsed.db:
+                raise ConfigurationError(
+                    f"a Redis Cluster has only database 0, {setting} names another"
+                )
         self.max_value_bytes = resolve_max_value_bytes(max_value_bytes, ENV_REDIS_MAX_VALUE_BYTES)
         self.breaker = make_breaker(breaker, name)
         self._options: dict[str, Any] = dict(client_options or {})
@@ -215,8 +253,7 @@ class RedisTier:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        # The URL may carry a password: show only where it points.
-        where = self.url.rsplit("@", 1)[-1] if self.url else "client"
+        where = self.url or "client"  # already redacted
         kind = ", cluster" if self.cluster else ""
         return f"RedisTier(name={self.name!r}, at={where!r}{kind}, ttl={self.ttl})"
 
@@ -236,19 +273,34 @@ class RedisTier:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        assert self.url is not None
+        url = self._url
+        assert url is not None
         # One immediate retry, on a connection error only: it replaces a connection the
         # server closed while the environment was frozen. A timeout is not retried, so
         # a hung server costs at most one socket_timeout per command.
         retry = Retry(NoBackoff(), 1, (redis.ConnectionError,))
-        options = {
+        # The parsed URL's arguments, never the URL itself: redis-py would parse it again,
+        # and its errors quote what it could not parse.
+        options: dict[str, Any] = {
+            **url.connection_kwargs(),
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             **self._options,
         }
         if self.cluster:
-            return _cluster_class().from_url(self.url, retry=retry, **options)
-        return redis.Redis.from_url(self.url, retry=retry, health_check_interval=30, **options)
+            options.pop("db", None)  # 0, checked at construction; the cluster refuses db=
+            options.pop("health_check_interval", None)
+            if url.scheme == "rediss":
+                options["ssl"] = True
+            return _cluster_class()(retry=retry, **options)
+        options.setdefault("health_check_interval", 30)
+        connection_class = {
+            "redis": redis.Connection,
+            "rediss": redis.SSLConnection,
+            "unix": redis.UnixDomainSocketConnection,
+        }[url.scheme]
+        pool = redis.ConnectionPool(connection_class=connection_class, retry=retry, **options)
+        return redis.Redis.from_pool(pool)  # the client owns the pool and closes it
 
     def get(self, key: str) -> object | Missing:
         try:
@@ -403,13 +455,6 @@ def _counter(raw: object) -> int:
 
 def _wrong_type(exc: Exception) -> bool:
     return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
-
-
-def _has_password(url: str | None) -> bool:
-    if not url or "://" not in url:
-        return False
-    authority = url.split("://", 1)[1].split("/", 1)[0]
-    return "@" in authority and ":" in authority.rsplit("@", 1)[0]
 
 
 def _cluster_class() -> Any:
