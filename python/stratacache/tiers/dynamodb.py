@@ -487,9 +487,7 @@ class DynamoDBTier:
                 found[wanted[item[self.key_attribute]["S"]]] = item
 
         if self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect):
-            raise PartialReadError(
-                "DynamoDB left the entry or its generation unread", [MISS], 1
-            )
+            raise PartialReadError("DynamoDB left the entry or its generation unread", [MISS], 1)
         return self._raw(found.get(key)), _counter(found.get(counter))
 
     # ------------------------------------------------------------ conditional writes
