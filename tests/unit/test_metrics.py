@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -13,30 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stratacache import TieredCache, cached, cached_tiered, log_cache_metrics, publish_metrics
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MemoryTier
-from tests.support import BrokenTier
-
-
-def emf_lines(text: str) -> list[dict[str, Any]]:
-    """The EMF documents in captured stdout, one per line."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-def value(doc: dict[str, Any], name: str) -> float:
-    """A metric's value in an EMF document (Powertools prints a list of values)."""
-    raw = doc[name]
-    return float(sum(raw)) if isinstance(raw, list) else float(raw)
-
-
-def cache_counts(documents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """``{tier: {metric: value}}`` from the documents that carry a ``tier`` dimension."""
-    out: dict[str, dict[str, int]] = {}
-    for doc in documents:
-        if "tier" not in doc:
-            continue
-        for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            name = definition["Name"]
-            out.setdefault(doc["tier"], {})[name] = int(value(doc, name))
-    return out
+from tests.support import BrokenTier, cache_counts, emf_lines, value
 
 
 def test_counts_are_published_as_emf_with_a_tier_dimension(
