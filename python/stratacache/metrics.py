@@ -9,7 +9,7 @@ is new since the previous one, so nothing is counted twice.
 
 Every line carries the property ``contextReused`` (``false`` on the first
 publication of an environment that started cold, as Powertools decides cold
-starts), optionally the dimension ``function_name``
+starts), optionally a second dimension set with ``function_name``
 (``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a
 tier's circuit breaker opened, and a ``tier=origin`` line with
 ``CacheOriginCall`` once the cache counts calls of the origin. Nothing is
@@ -208,9 +208,14 @@ def _emit(
         metrics = EphemeralMetrics(namespace=resolved, service=service)
         for name, value in defaults.items():
             metrics.add_dimension(name=name, value=str(value))
-        if function_name:
-            metrics.add_dimension(name=FUNCTION_NAME, value=function_name)
         metrics.add_dimension(name="tier", value=tier_name)
+        if function_name:
+            # A second dimension set: the per-function metrics come in addition to the
+            # aggregate ones, so dashboards and alarms on service and tier keep working.
+            extra = {name: str(value) for name, value in defaults.items()}
+            if metrics.service:
+                extra["service"] = str(metrics.service)
+            metrics.add_dimensions(**extra, tier=tier_name, **{FUNCTION_NAME: function_name})
         for metric, count in values.items():
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=count)
         metrics.add_metadata(key=CONTEXT_REUSED, value=context_reused)

@@ -25,8 +25,13 @@ from tests.support import BrokenTier, cache_counts, emf_lines, value
 
 
 def dimensions(doc: dict[str, Any]) -> list[str]:
-    (dimension_set,) = doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-    return sorted(dimension_set)
+    """The names of the document's only dimension set."""
+    (dimension_set,) = dimension_sets(doc)
+    return dimension_set
+
+
+def dimension_sets(doc: dict[str, Any]) -> list[list[str]]:
+    return [sorted(names) for names in doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]]
 
 
 @pytest.fixture
@@ -124,9 +129,11 @@ def test_the_function_name_dimension_is_opt_in(
 ) -> None:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "quotes-prod")
     monkeypatch.setenv("STRATACACHE_METRICS_FUNCTION_NAME", "1")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "quotes")
     doc = lookup_and_publish(emf)
-    assert dimensions(doc) == ["function_name", "tier"]
-    assert doc["function_name"] == "quotes-prod"
+    # The aggregate stays, for dashboards and alarms; the per-function set comes in addition.
+    assert dimension_sets(doc) == [["service", "tier"], ["function_name", "service", "tier"]]
+    assert (doc["function_name"], doc["service"], doc["tier"]) == ("quotes-prod", "quotes", "L1")
 
 
 def test_the_function_name_is_taken_as_powertools_takes_it(
@@ -286,6 +293,20 @@ def test_a_users_metrics_give_namespace_service_and_default_dimensions(
     assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Shop"
     assert dimensions(doc) == ["service", "stage", "tier"]
     assert (doc["service"], doc["stage"], doc["tier"]) == ("checkout", "prod", "L1")
+
+
+def test_a_users_default_dimensions_are_in_the_per_function_set_too(
+    emf: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, user_metrics: None
+) -> None:
+    monkeypatch.setenv("STRATACACHE_METRICS_FUNCTION_NAME", "1")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "checkout-prod")
+    app_metrics = Metrics(namespace="Shop", service="checkout")
+    app_metrics.set_default_dimensions(stage="prod")
+    set_metrics(app_metrics)
+    assert dimension_sets(lookup_and_publish(emf)) == [
+        ["service", "stage", "tier"],
+        ["function_name", "service", "stage", "tier"],
+    ]
 
 
 def test_log_cache_metrics_takes_the_users_metrics_and_keeps_their_set_apart(
