@@ -79,3 +79,31 @@ def cache_counts(documents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             name = definition["Name"]
             out.setdefault(doc["tier"], {})[name] = int(value(doc, name))
     return out
+
+
+# template.yaml as data
+
+
+def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    """A CloudFormation template with its short tags: ``!Ref x`` reads as ``{"Ref": x}``."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+        name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if suffix == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    Loader.add_multi_constructor("!", short_tag)
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=Loader)
+    return loaded
