@@ -50,11 +50,12 @@ demo: $(STAMP)
 
 # The demo's EMF lines through `python -m stratacache.report`: text and chart under dist/.
 # The demo lasts milliseconds, so the month's volume is given rather than extrapolated.
+REPORT_DIR ?= dist
 report: $(STAMP)
-	mkdir -p dist
-	$(PY) -m devkit.demo > dist/demo.txt
-	$(PY) -m stratacache.report dist/demo.txt --monthly-requests 10000000 --png dist/report.png \
-		| tee dist/report.txt
+	mkdir -p $(REPORT_DIR)
+	$(PY) -m devkit.demo > $(REPORT_DIR)/demo.txt
+	$(PY) -m stratacache.report $(REPORT_DIR)/demo.txt --monthly-requests 10000000 \
+		--png $(REPORT_DIR)/report.png | tee $(REPORT_DIR)/report.txt
 
 bench: $(STAMP)
 	$(PY) -m devkit.bench

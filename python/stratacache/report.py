@@ -25,7 +25,10 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HIT: Final = "CacheHit"
 MISS: Final = "CacheMiss"
@@ -373,14 +376,15 @@ def hit_rate_series(log: Log, buckets: int = 20) -> dict[str, tuple[list[float],
     return dict(sorted(series.items(), key=lambda item: tier_order(item[0])))
 
 
-def draw(log: Log, cost: Cost | None, path: Path) -> None:
-    """Write a PNG: hit rate per tier over time, and the monthly cost comparison."""
+def chart(log: Log, cost: Cost | None) -> Figure:
+    """A matplotlib figure: hit rate per tier over time, and the monthly cost comparison."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on Lambda or CI
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure = Figure(figsize=(11, 4.2))
+    left, right = figure.subplots(1, 2)
     for tier, (xs, ys) in hit_rate_series(log).items():
         left.plot(xs, ys, marker="o", label=tier)
     left.set_title("Hit rate per tier")
@@ -393,16 +397,20 @@ def draw(log: Log, cost: Cost | None, path: Path) -> None:
         for item, _, _, usd in cost.rows:
             right.bar("with the cache", usd, bottom=bottom, label=item)
             bottom += usd
-        right.bar("origin every time", cost.origin_only, color="grey")
+        right.bar("origin every time", cost.origin_only, color="grey", label="origin every time")
         right.set_title(f"Monthly cost, {cost.monthly_lookups:,.0f} lookups")
         right.set_ylabel("USD per month")
         right.legend(fontsize="small")
     else:
         right.set_axis_off()
     figure.tight_layout()
+    return figure
+
+
+def draw(log: Log, cost: Cost | None, path: Path) -> None:
+    """Write :func:`chart` as a PNG file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    chart(log, cost).savefig(path, dpi=100)
 
 
 # ------------------------------------------------------------------ command line

@@ -84,6 +84,23 @@ def test_monitoring_is_off_by_default(template: dict[str, Any]) -> None:
     assert template["Outputs"]["CacheDashboardUrl"]["Condition"] == "WithCacheDashboard"
 
 
+def test_the_dashboard_and_the_alarm_are_named_after_the_stage(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert resources["CacheDashboard"]["Properties"]["DashboardName"] == {
+        "Fn::Sub": "stratacache-${Stage}"
+    }
+    assert resources["CacheErrorAlarm"]["Properties"]["AlarmName"] == {
+        "Fn::Sub": "stratacache-${Stage}-cache-errors"
+    }
+    titles = [w["properties"]["title"] for w in dashboard(template)["widgets"]]
+    assert titles == [
+        "Hit rate per tier (%)",
+        "CacheError per tier",
+        "Circuit breaker openings",
+        "Origin calls",
+    ]
+
+
 def test_the_dashboard_reads_the_namespace_and_service_the_function_publishes_in(
     template: dict[str, Any],
 ) -> None:
@@ -158,6 +175,7 @@ def test_the_alarm_fires_on_cache_errors_per_hundred_lookups(template: dict[str,
     assert alarm["Threshold"] == {"Ref": "CacheErrorAlarmThreshold"}
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 2)
     (returned,) = [q for q in alarm["Metrics"] if q.get("ReturnData")]
     ids: dict[str, tuple[str, str]] = {}
     for query in alarm["Metrics"]:
@@ -168,7 +186,7 @@ def test_the_alarm_fires_on_cache_errors_per_hundred_lookups(template: dict[str,
         dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
         assert dims["service"] == {"Ref": "MonitoredService"}
         ids[query["Id"]] = (metric["MetricName"], dims["tier"])
-        assert query["MetricStat"]["Stat"] == "Sum"
+        assert (query["MetricStat"]["Stat"], query["MetricStat"]["Period"]) == ("Sum", 300)
     # 7 lookups; Redis down: 3 L2 errors (its breaker skips count too), no other tier's.
     counts = {(ERROR, "L1"): 0, (ERROR, "L2"): 3, (ERROR, "L3"): 0, (HIT, "L1"): 4}
     counts[(MISS, "L1")] = 3
@@ -182,7 +200,7 @@ def test_the_alarm_notifies_only_a_topic_that_is_given(template: dict[str, Any])
     expected = {
         "Fn::If": ["WithCacheAlarmTopic", [{"Ref": "CacheAlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
     }
-    assert alarm["AlarmActions"] == expected
+    assert alarm["AlarmActions"] == alarm["OKActions"] == expected
     assert template["Conditions"]["WithCacheAlarmTopic"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "CacheAlarmTopicArn"}, ""]}]
     }

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.container import BarContainer
 
 from stratacache import report
 from tests.support import ROOT
@@ -129,10 +130,48 @@ def test_the_png_is_a_real_png_of_the_expected_size(
     assert data.endswith(b"IEND\xaeB`\x82")
 
 
+def test_the_chart_has_hit_rates_per_tier_and_the_cost_comparison() -> None:
+    log = report.read(report.documents((DATA / "report_golden.log").read_text()))
+    cost = report.estimate(log, report.Prices(), monthly_lookups=1_000_000)
+    left, right = report.chart(log, cost).axes
+    assert left.get_title() == "Hit rate per tier"
+    assert [line.get_label() for line in left.get_lines()] == ["L1", "L2", "L3"]
+    assert right.get_title() == "Monthly cost, 1,000,000 lookups"
+    bars = {
+        c.get_label(): sum(p.get_height() for p in c.patches)
+        for c in right.containers
+        if isinstance(c, BarContainer)
+    }
+    assert round(bars["origin every time"], 2) == 100.0
+    assert round(sum(v for k, v in bars.items() if k != "origin every time"), 2) == 20.47
+
+
 def test_the_hit_rate_series_is_per_tier_and_time_bucket() -> None:
     lines = [emf("L1", 0, 0, 2), emf("L2", 0, 1, 1), emf("L1", 10_000, 3, 1)]
     series = report.hit_rate_series(report.read(report.documents("\n".join(lines))), buckets=2)
     assert series == {"L1": ([2.5, 7.5], [0.0, 75.0]), "L2": ([2.5], [50.0])}
+
+
+def test_the_entry_size_scales_request_units() -> None:
+    log = report.read(report.documents(emf("L1", 0, 0, 1) + "\n" + emf("L2", 0, 0, 1)))
+    small = report.estimate(log, report.Prices(), monthly_lookups=100)
+    large = report.estimate(log, report.Prices(value_kb=3), monthly_lookups=100)
+    assert [row[1] for row in small.rows][:1] == [200]  # one read and one write a lookup
+    assert [row[1] for row in large.rows][:1] == [600]
+
+
+def test_the_default_prices_are_the_documented_ones() -> None:
+    assert report.Prices() == report.Prices(
+        ecpu_per_million=0.0023,
+        storage_gb_hour=0.084,
+        storage_gb=0.1,
+        read_per_million=0.125,
+        write_per_million=0.625,
+        origin_call=0.0001,
+        value_kb=1.0,
+        consistent_read=False,
+    )
+    assert "0.0023 USD per million ECPUs" in (ROOT / "README.md").read_text()
 
 
 def test_matplotlib_is_an_extra_the_layer_never_ships() -> None:
