@@ -8,11 +8,12 @@ SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-sam
 ARCHS := x86_64 arm64
 
-.PHONY: help venv sam-venv test lint demo bench layer sam-build validate clean
+.PHONY: help venv sam-venv test lint demo report bench layer sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
 	@echo "make test    install what the tests need, lint, run the whole suite"
+	@echo "make report  the demo's EMF lines as hit rates and a monthly cost estimate (dist/report.*)"
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3"
 	@echo "make layer   dist/ layer zips for x86_64 and arm64, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
@@ -46,6 +47,15 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m devkit.demo
+
+# The demo's EMF lines through `python -m stratacache.report`: text and chart under dist/.
+# The demo lasts milliseconds, so the month's volume is given rather than extrapolated.
+REPORT_DIR ?= dist
+report: $(STAMP)
+	mkdir -p $(REPORT_DIR)
+	$(PY) -m devkit.demo > $(REPORT_DIR)/demo.txt
+	$(PY) -m stratacache.report $(REPORT_DIR)/demo.txt --monthly-requests 10000000 \
+		--png $(REPORT_DIR)/report.png | tee $(REPORT_DIR)/report.txt
 
 bench: $(STAMP)
 	$(PY) -m devkit.bench

@@ -83,6 +83,8 @@ def run(as_json: bool) -> int:
         import boto3
         import redis
 
+        from stratacache import metrics  # after the environment above: it reads the settings
+
         create_cache_table(boto3.client("dynamodb"), TABLE)
         raw_redis = redis.Redis.from_url(redis_server.url)
 
@@ -98,9 +100,13 @@ def run(as_json: bool) -> int:
         steps += [("warm, environment C", "", third)]
 
         rows: list[dict[str, Any]] = []
+        started: set[int] = set()
         for label, action, env in steps:
             if action == "flush":
                 raw_redis.flushall()
+            if id(env) not in started:  # a new environment's first invocation is a cold start
+                started.add(id(env))
+                metrics.recorder.cold = True
             tier, millis, body, emf = invoke(env)
             full_key = env.fetch_quote.cache.full_key(env.fetch_quote.cache_key(SYMBOL))
             rows.append(

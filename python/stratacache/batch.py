@@ -186,6 +186,7 @@ def cached_many(
                 hits, missing = await asyncio.to_thread(lookup, keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
+                    cache.recorder.origin_call()
                     fetched = await call(*bound.args, **bound.kwargs)
                     hits.update(await asyncio.to_thread(remember, keys, missing, fetched, run))
                 return ordered(keys, hits)
@@ -199,6 +200,7 @@ def cached_many(
                 hits, missing = lookup(keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
+                    cache.recorder.origin_call()
                     hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs), run))
                 return ordered(keys, hits)
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from stratacache import metrics
 from stratacache.config import resolve_breaker_cooldown, resolve_breaker_threshold
 from stratacache.errors import ConfigurationError
 
@@ -73,6 +74,7 @@ class CircuitBreaker:
         """How many times the breaker has opened."""
         self._since = 0.0  # when the latest failure happened, or the probe was let through
         self._lock = threading.Lock()
+        metrics.recorder.watch(self)  # openings are published as CacheBreakerOpened
 
     def __repr__(self) -> str:
         return (

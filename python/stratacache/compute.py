@@ -110,6 +110,7 @@ def fill(cache: TieredCache, full_key: str, call: Call) -> Steps:
 def compute_and_store(cache: TieredCache, full_key: str, call: Call, token: bytes | None) -> Steps:
     """Call the function, then write its value (timed, for early refresh)."""
     started = cache.monotonic()
+    cache.recorder.origin_call()
     value = yield COMPUTE
     delta = cache.monotonic() - started
     yield _io(lambda: cache.write(full_key, value, call, delta=delta, token=token))

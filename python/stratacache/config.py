@@ -29,9 +29,17 @@ ENV_REDIS_CLUSTER = "STRATACACHE_REDIS_CLUSTER"
 ENV_REDIS_MAX_VALUE_BYTES = "STRATACACHE_REDIS_MAX_VALUE_BYTES"
 ENV_REDIS_TIMEOUT = "STRATACACHE_REDIS_TIMEOUT"
 ENV_DYNAMODB_TIMEOUT = "STRATACACHE_DYNAMODB_TIMEOUT"
+ENV_METRICS_DISABLED = "STRATACACHE_METRICS_DISABLED"
+ENV_METRICS_FUNCTION_NAME = "STRATACACHE_METRICS_FUNCTION_NAME"
 ENV_POWERTOOLS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_AWS_REGION = "AWS_REGION"
 ENV_AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+ENV_POWERTOOLS_METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"
+ENV_POWERTOOLS_DEV = "POWERTOOLS_DEV"
+ENV_POWERTOOLS_FUNCTION_NAME = "POWERTOOLS_METRICS_FUNCTION_NAME"
+# Set by Lambda itself:
+ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
+ENV_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 DEFAULT_TTL = 300.0
 DEFAULT_NAMESPACE = "stratacache"
@@ -255,3 +263,67 @@ def resolve_region(explicit: str | None) -> str | None:
         'eu-west-1'
     """
     return explicit or env_str(ENV_AWS_REGION) or env_str(ENV_AWS_DEFAULT_REGION)
+
+
+# Powertools reads its yes/no variables with distutils' strtobool; so do we, for them.
+_PT_TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})
+_PT_FALSE = frozenset({"0", "n", "no", "f", "false", "off"})
+
+
+def _powertools_flag(name: str) -> bool | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in _PT_TRUE:
+        return True
+    if value in _PT_FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false (as Powertools reads it), got {raw!r}")
+
+
+def powertools_metrics_disabled() -> bool:
+    """Whether Powertools itself would print no metrics, by its own rule (3.x).
+
+    ``POWERTOOLS_METRICS_DISABLED`` decides when it is set; otherwise
+    ``POWERTOOLS_DEV=true`` turns metrics off.
+    """
+    disabled = _powertools_flag(ENV_POWERTOOLS_METRICS_DISABLED)
+    if disabled is not None:
+        return disabled
+    return bool(_powertools_flag(ENV_POWERTOOLS_DEV))
+
+
+def resolve_metrics_disabled() -> tuple[bool, str | None]:
+    """Whether cache metrics are off, and the variable that turned them off.
+
+    ``STRATACACHE_METRICS_DISABLED=1`` turns them off; so does whatever turns
+    Powertools' own metrics off.
+    """
+    if env_flag(ENV_METRICS_DISABLED):
+        return True, ENV_METRICS_DISABLED
+    if powertools_metrics_disabled():
+        return True, ENV_POWERTOOLS_METRICS_DISABLED
+    return False, None
+
+
+def resolve_metrics_function_name(explicit: str | None = None) -> str | None:
+    """The ``function_name`` dimension, or ``None`` unless ``STRATACACHE_METRICS_FUNCTION_NAME``.
+
+    It is opt-in because every function then gets metrics of its own (cost and
+    cardinality). The name is taken as Powertools takes its ColdStart metric's:
+    ``explicit`` (a Powertools ``Metrics(function_name=...)``), else
+    ``POWERTOOLS_METRICS_FUNCTION_NAME``, else Lambda's ``AWS_LAMBDA_FUNCTION_NAME``.
+    """
+    if not env_flag(ENV_METRICS_FUNCTION_NAME):
+        return None
+    return explicit or env_str(ENV_POWERTOOLS_FUNCTION_NAME) or env_str(ENV_LAMBDA_FUNCTION_NAME)
+
+
+def initialized_ahead() -> bool:
+    """Whether this environment was initialised before any caller waited for it.
+
+    As Powertools 3.x decides its ColdStart metric: only
+    ``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`` counts.
+    """
+    return os.environ.get(ENV_LAMBDA_INITIALIZATION_TYPE) == "provisioned-concurrency"

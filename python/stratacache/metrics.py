@@ -6,6 +6,15 @@ per tier (dimension ``tier``) when a handler wrapped in
 ``STRATACACHE_METRICS_INTERVAL`` seconds (60 by default), so a warm
 environment's counts still reach CloudWatch. Each publication sends only what
 is new since the previous one, so nothing is counted twice.
+
+Every line carries the property ``contextReused`` (``false`` on the first
+publication of an environment that started cold, as Powertools decides cold
+starts), optionally a second dimension set with ``function_name``
+(``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a
+tier's circuit breaker opened, and a ``tier=origin`` line with
+``CacheOriginCall`` once the cache counts calls of the origin. Nothing is
+printed when ``STRATACACHE_METRICS_DISABLED`` or Powertools' own switches
+turn metrics off.
 """
 
 from __future__ import annotations
@@ -14,21 +23,35 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 from stratacache.config import (
     DEFAULT_METRICS_NAMESPACE,
     ENV_POWERTOOLS_NAMESPACE,
     env_str,
+    initialized_ahead,
+    resolve_metrics_disabled,
+    resolve_metrics_function_name,
     resolve_metrics_interval,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.metrics import EphemeralMetrics
 
 logger = logging.getLogger(__name__)
 
 HIT: Final = "CacheHit"
 MISS: Final = "CacheMiss"
 ERROR: Final = "CacheError"
+BREAKER_OPENED: Final = "CacheBreakerOpened"
+ORIGIN_CALL: Final = "CacheOriginCall"
+ORIGIN: Final = "origin"
+"""The ``tier`` of the line that counts calls of the origin (the cached function itself)."""
+CONTEXT_REUSED: Final = "contextReused"
+FUNCTION_NAME: Final = "function_name"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +71,13 @@ class TierCounts:
 
     def snapshot(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "errors": self.errors}
+
+
+class Breaker(Protocol):
+    """What the recorder reads from a circuit breaker: its tier's name and its openings."""
+
+    name: str
+    opened: int
 
 
 class MetricsRecorder:
@@ -70,8 +100,16 @@ class MetricsRecorder:
         self.namespace = namespace
         self.clock = clock
         self.deadline = clock() + self.interval
+        self.cold = not initialized_ahead()
+        """Nothing published yet in an environment whose first caller waited for its start."""
+        self.metrics: Metrics | EphemeralMetrics | None = None
+        """A user's Powertools metrics, whose namespace, service and default dimensions to use."""
+        self.origin_calls = 0
+        self._origin_sent = 0
         self._counters: list[TierCounts] = []
+        self._breakers: weakref.WeakKeyDictionary[Breaker, int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._warned_disabled = False
 
     def register(self, tier_name: str) -> TierCounts:
         """New counters for one tier of one cache; their counts are published under its name."""
@@ -79,6 +117,16 @@ class MetricsRecorder:
         with self._lock:
             self._counters.append(counts)
         return counts
+
+    def watch(self, breaker: Breaker) -> None:
+        """Publish ``breaker``'s openings as ``CacheBreakerOpened`` of its tier (held weakly)."""
+        with self._lock:
+            self._breakers.setdefault(breaker, 0)
+
+    def origin_call(self) -> None:
+        """Count one call of the origin: the cached function ran because no tier had the value."""
+        with self._lock:
+            self.origin_calls += 1
 
     def _deltas(self, consume: bool) -> dict[str, dict[str, int]]:
         totals: dict[str, list[int]] = {}
@@ -91,7 +139,19 @@ class MetricsRecorder:
                 total[i] += now[i] - counts.sent[i]
             if consume:
                 counts.sent = now
-        return {name: dict(zip((HIT, MISS, ERROR), t, strict=True)) for name, t in totals.items()}
+        out = {name: dict(zip((HIT, MISS, ERROR), t, strict=True)) for name, t in totals.items()}
+        for breaker, sent in list(self._breakers.items()):
+            opened = breaker.opened
+            if opened != sent and breaker.name:
+                line = out.setdefault(breaker.name, {})
+                line[BREAKER_OPENED] = line.get(BREAKER_OPENED, 0) + opened - sent
+                if consume:
+                    self._breakers[breaker] = opened
+        if self.origin_calls != self._origin_sent:
+            out[ORIGIN] = {ORIGIN_CALL: self.origin_calls - self._origin_sent}
+            if consume:
+                self._origin_sent = self.origin_calls
+        return out
 
     def pending(self) -> dict[str, dict[str, int]]:
         """Counts not yet published, per tier name."""
@@ -108,25 +168,57 @@ class MetricsRecorder:
         with self._lock:
             taken = self._deltas(consume=True)
             self.deadline = self.clock() + self.interval
+            context_reused = not self.cold
+            self.cold = False
         if not taken:
             return 0
         try:
-            return _emit(taken, namespace or self.namespace)
+            disabled, by = resolve_metrics_disabled()
+            if disabled:
+                if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
+                    self._warned_disabled = True
+                    logger.warning("stratacache cache metrics are off (%s)", by)
+                return 0
+            return _emit(taken, namespace, context_reused, self.metrics)
         except Exception:
             logger.warning("stratacache could not publish cache metrics", exc_info=True)
             return 0
 
 
-def _emit(taken: dict[str, dict[str, int]], namespace: str | None) -> int:
+def _emit(
+    taken: dict[str, dict[str, int]],
+    namespace: str | None,
+    context_reused: bool,
+    user: Metrics | EphemeralMetrics | None,
+) -> int:
     # Imported here: Powertools pulls in botocore, which import stratacache must not.
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-    resolved = namespace or env_str(ENV_POWERTOOLS_NAMESPACE) or DEFAULT_METRICS_NAMESPACE
+    resolved = (
+        namespace
+        or (user.namespace if user is not None else None)
+        or env_str(ENV_POWERTOOLS_NAMESPACE)
+        or DEFAULT_METRICS_NAMESPACE
+    )
+    service = user.service if user is not None else None
+    defaults: dict[str, Any] = dict(user.default_dimensions) if user is not None else {}
+    explicit_function = getattr(getattr(user, "provider", user), "function_name", None)
+    function_name = resolve_metrics_function_name(explicit_function)
     for tier_name, values in taken.items():
-        metrics = EphemeralMetrics(namespace=resolved)
+        metrics = EphemeralMetrics(namespace=resolved, service=service)
+        for name, value in defaults.items():
+            metrics.add_dimension(name=name, value=str(value))
         metrics.add_dimension(name="tier", value=tier_name)
-        for metric, value in values.items():
-            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+        if function_name:
+            # A second dimension set: the per-function metrics come in addition to the
+            # aggregate ones, so dashboards and alarms on service and tier keep working.
+            extra = {name: str(value) for name, value in defaults.items()}
+            if metrics.service:
+                extra["service"] = str(metrics.service)
+            metrics.add_dimensions(**extra, tier=tier_name, **{FUNCTION_NAME: function_name})
+        for metric, count in values.items():
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=count)
+        metrics.add_metadata(key=CONTEXT_REUSED, value=context_reused)
         metrics.flush_metrics()
     return len(taken)
 
@@ -145,18 +237,44 @@ def publish_metrics(namespace: str | None = None) -> int:
     return recorder.publish(namespace)
 
 
+def set_metrics(metrics: Metrics | EphemeralMetrics | None) -> None:
+    """Publish cache counts with a Powertools ``Metrics``' namespace, service and dimensions.
+
+    The counts still go out as their own EMF lines (their ``tier`` dimension
+    would not fit the application's metric set); ``None`` goes back to the
+    environment's settings.
+
+    Example:
+        >>> from aws_lambda_powertools import Metrics
+        >>> metrics = Metrics(namespace="Shop", service="checkout")
+        >>> metrics.set_default_dimensions(stage="prod")
+        >>> set_metrics(metrics)  # cache lines: namespace Shop, service, stage and tier
+    """
+    recorder.metrics = metrics
+
+
 @overload
 def log_cache_metrics(handler: Callable[P, R], /) -> Callable[P, R]: ...
 
 
 @overload
 def log_cache_metrics(
-    handler: None = None, /, *, namespace: str | None = None
+    handler: None = None,
+    /,
+    *,
+    namespace: str | None = None,
+    metrics: Metrics | EphemeralMetrics | None = None,
+    logger: Logger | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def log_cache_metrics(
-    handler: Callable[P, R] | None = None, /, *, namespace: str | None = None
+    handler: Callable[P, R] | None = None,
+    /,
+    *,
+    namespace: str | None = None,
+    metrics: Metrics | EphemeralMetrics | None = None,
+    logger: Logger | None = None,
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Handler decorator: publish the invocation's cache counts when the handler returns.
 
@@ -164,14 +282,30 @@ def log_cache_metrics(
     cache counts go out as their own EMF lines (dimension ``tier``) and never
     touch the application's metric set.
 
+    Args:
+        namespace: the CloudWatch namespace of the cache counts (beats ``metrics``').
+        metrics: a Powertools ``Metrics`` whose namespace, service and default
+            dimensions the cache lines take (see :func:`set_metrics`).
+        logger: a Powertools ``Logger`` that writes stratacache's log lines
+            (see :func:`stratacache.logs.set_logger`).
+
     Example:
-        >>> from aws_lambda_powertools import Metrics
-        >>> metrics = Metrics()
+        >>> from aws_lambda_powertools import Logger, Metrics
+        >>> metrics, logger = Metrics(), Logger()
         >>> @metrics.log_metrics
-        ... @log_cache_metrics
+        ... @log_cache_metrics(metrics=metrics, logger=logger)
         ... def handler(event, context):
         ...     return {"statusCode": 200}
     """
+    # Bad metric settings fail at decoration, naming the variable, not at the first publication.
+    resolve_metrics_disabled()
+    resolve_metrics_function_name()
+    if metrics is not None:
+        set_metrics(metrics)
+    if logger is not None:
+        from stratacache.logs import set_logger
+
+        set_logger(logger)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)

@@ -26,6 +26,9 @@ def test_the_demo_answers_from_every_tier_and_promotes() -> None:
     hits_by_tier = {doc["tier"]: doc["CacheHit"] for doc in rows[5]["emf"] if "tier" in doc}
     assert hits_by_tier == {"L1": [0.0], "L2": [0.0], "L3": [1.0]}
     assert any("QuoteServed" in doc for doc in rows[0]["emf"])
+    # Environments A, B and C each start cold: their first cache line says so.
+    reused = [next(d["contextReused"] for d in row["emf"] if "tier" in d) for row in rows]
+    assert reused == [False, True, True, False, True, False, True]
 
 
 def test_the_bench_runs_every_row_in_quick_mode() -> None:

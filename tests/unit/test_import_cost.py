@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-HEAVY = ("boto3", "botocore", "redis", "aws_lambda_powertools", "cachetools_async", "s3transfer")
+HEAVY = (
+    "boto3",
+    "botocore",
+    "redis",
+    "aws_lambda_powertools",
+    "cachetools_async",
+    "s3transfer",
+    "matplotlib",
+)
 
 
 def modules_loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:

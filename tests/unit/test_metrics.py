@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -13,30 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stratacache import TieredCache, cached, cached_tiered, log_cache_metrics, publish_metrics
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MemoryTier
-from tests.support import BrokenTier
-
-
-def emf_lines(text: str) -> list[dict[str, Any]]:
-    """The EMF documents in captured stdout, one per line."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-def value(doc: dict[str, Any], name: str) -> float:
-    """A metric's value in an EMF document (Powertools prints a list of values)."""
-    raw = doc[name]
-    return float(sum(raw)) if isinstance(raw, list) else float(raw)
-
-
-def cache_counts(documents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """``{tier: {metric: value}}`` from the documents that carry a ``tier`` dimension."""
-    out: dict[str, dict[str, int]] = {}
-    for doc in documents:
-        if "tier" not in doc:
-            continue
-        for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            name = definition["Name"]
-            out.setdefault(doc["tier"], {})[name] = int(value(doc, name))
-    return out
+from tests.support import BrokenTier, cache_counts, emf_lines, tier_lines, value
 
 
 def test_counts_are_published_as_emf_with_a_tier_dimension(
@@ -51,8 +27,8 @@ def test_counts_are_published_as_emf_with_a_tier_dimension(
     f(1)
     f(1)
     f(1)
-    assert publish_metrics() == 1
-    (doc,) = emf_lines(emf.readouterr().out)
+    assert publish_metrics() == 2  # L1's line, and the origin's (one call)
+    (doc,) = tier_lines(emf_lines(emf.readouterr().out))
     directive = doc["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "Shop"
     assert directive["Dimensions"] == [["tier"]]
@@ -76,7 +52,7 @@ def test_the_service_dimension_is_added_when_set(
 
     f()
     publish_metrics()
-    (doc,) = emf_lines(emf.readouterr().out)
+    (doc,) = tier_lines(emf_lines(emf.readouterr().out))
     assert doc["service"] == "checkout"
     assert sorted(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == ["service", "tier"]
 
@@ -102,6 +78,7 @@ def test_each_tier_gets_its_own_line_summed_over_caches(
         "L1": {"CacheHit": 1, "CacheMiss": 3, "CacheError": 0},
         "L2": {"CacheHit": 1, "CacheMiss": 2, "CacheError": 0},
         "L3": {"CacheHit": 0, "CacheMiss": 2, "CacheError": 0},
+        "origin": {"CacheOriginCall": 2},  # a(1) and b(1), once each
     }
 
 
@@ -121,11 +98,11 @@ def test_nothing_is_published_twice(emf: pytest.CaptureFixture[str]) -> None:
         return 1
 
     f()
-    assert publish_metrics() == 1
+    assert publish_metrics() == 2  # L1's line and the origin's
     assert publish_metrics() == 0
     f()
     publish_metrics()
-    (doc,) = emf_lines(emf.readouterr().out)[1:]
+    (doc,) = emf_lines(emf.readouterr().out)[2:]  # an L1 hit: no origin line this time
     assert (value(doc, "CacheHit"), value(doc, "CacheMiss")) == (1, 0)
 
 
@@ -142,7 +119,7 @@ def test_log_cache_metrics_publishes_when_the_handler_returns(
 
     handler({}, None)
     handler({}, None)
-    docs = emf_lines(emf.readouterr().out)
+    docs = tier_lines(emf_lines(emf.readouterr().out))
     assert [(value(d, "CacheHit"), value(d, "CacheMiss")) for d in docs] == [(0, 1), (1, 0)]
 
 
@@ -160,7 +137,7 @@ def test_log_cache_metrics_publishes_when_the_handler_raises(
 
     with pytest.raises(RuntimeError, match="boom"):
         handler({}, None)
-    (doc,) = emf_lines(emf.readouterr().out)
+    (doc,) = tier_lines(emf_lines(emf.readouterr().out))
     assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Custom"
 
 
@@ -189,7 +166,10 @@ def test_log_cache_metrics_composes_with_powertools_log_metrics(
     assert len(application) == 1
     assert "tier" not in application[0]
     assert "CacheHit" not in application[0]
-    assert cache_counts(docs) == {"L1": {"CacheHit": 0, "CacheMiss": 1, "CacheError": 0}}
+    assert cache_counts(docs) == {
+        "L1": {"CacheHit": 0, "CacheMiss": 1, "CacheError": 0},
+        "origin": {"CacheOriginCall": 1},
+    }
 
 
 def test_without_the_handler_decorator_counts_go_out_on_a_schedule(
@@ -204,7 +184,7 @@ def test_without_the_handler_decorator_counts_go_out_on_a_schedule(
     assert emf_lines(capsys.readouterr().out) == []
     now[0] = 60
     cache.get("c")  # the first lookup after the interval publishes
-    (doc,) = emf_lines(capsys.readouterr().out)
+    (doc,) = tier_lines(emf_lines(capsys.readouterr().out))
     assert value(doc, "CacheMiss") == 3
     now[0] = 100
     cache.get("d")
@@ -229,7 +209,7 @@ def test_l1_hits_on_the_fast_path_also_trigger_the_schedule(
     f()
     now[0] = 61
     f()
-    (doc,) = emf_lines(capsys.readouterr().out)
+    (doc,) = tier_lines(emf_lines(capsys.readouterr().out))
     assert (value(doc, "CacheHit"), value(doc, "CacheMiss")) == (2, 1)
 
 
