@@ -5,7 +5,9 @@ run locally by ``make demo``. The tiers come from the environment:
 ``STRATACACHE_REDIS_URL`` adds Redis, ``STRATACACHE_TABLE_NAME`` adds DynamoDB.
 Whole HTTP answers are cached too (``@http_cached``): they carry ``Cache-Control``
 from the entry's remaining lifetime and an ``ETag``, and ``If-None-Match`` gets a 304,
-so CloudFront or a browser in front can keep and revalidate them.
+so CloudFront or a browser in front can keep and revalidate them. A warm-up ping
+(``template.yaml``'s ``WarmupSchedule``) loads the hot symbols' quotes into L1 and
+returns before the handler runs (``@warmup``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from stratacache import cached_tiered, log_cache_metrics
 from stratacache.http import http_cached
+from stratacache.warmup import hot_calls, warmup
 
 metrics = Metrics()
 ORIGIN_DELAY = float(os.environ.get("QUOTE_ORIGIN_DELAY", "0.2"))
 QUOTE_TTL = float(os.environ.get("QUOTE_TTL", "300"))
+HOT_SYMBOLS = [s for s in os.environ.get("QUOTE_HOT_SYMBOLS", "AMZN").upper().split(",") if s]
 
 
 @cached_tiered(ttl=QUOTE_TTL)
@@ -51,6 +55,7 @@ def quote_response(event: dict[str, Any], context: object) -> dict[str, Any]:
     }
 
 
+@warmup(hot=[hot_calls(fetch_quote, HOT_SYMBOLS)])
 @metrics.log_metrics
 @log_cache_metrics
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
