@@ -212,3 +212,30 @@ def function_url_event(
         "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
         "$default",
     )
+
+
+# ---------------------------------------------------------------- template.yaml
+
+
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    """template.yaml as data; short tags read as ``{"Ref": x}`` and ``{"Fn::X": y}``."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+        name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if suffix == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    Loader.add_multi_constructor("!", short_tag)
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=Loader)
+    return loaded
