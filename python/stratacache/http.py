@@ -354,9 +354,9 @@ class HttpCache:
 
         ``produce`` returns a proxy response (``{"statusCode": ..., "body": ...}``,
         or for 2.0 events any value API Gateway would turn into a 200). What cannot
-        be cached (other methods, errors, answers that set cookies or refuse caching,
-        unknown events) is ``produce()``'s own return value, untouched but for
-        ``Cache-Control: no-store`` on errors that set none.
+        be cached (other methods, errors, redirects, answers that set cookies or refuse
+        caching, unknown events) is ``produce()``'s own return value, untouched but for
+        ``Cache-Control: no-store`` on errors (4xx, 5xx) that set none.
         """
         request = HttpRequest.from_event(event)
         if (
@@ -407,8 +407,10 @@ class HttpCache:
                 response.status,
             )
             return self._answer(stale, request, 0.0, private)
+        if response.status >= 400 and response.status not in self.statuses:
+            return _refuse(raw, request.version, "no-store")  # edges must not keep errors
         if response.status not in self.statuses:
-            return _refuse(raw, request.version, "no-store")
+            return raw
         if not self._storable(response) or request.method == "HEAD":
             return raw
         record = _record(response, self.clock() + self.ttl)

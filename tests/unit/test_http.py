@@ -253,6 +253,16 @@ def test_error_responses_are_not_cached(kind: str, status: int, clock: FakeClock
     assert origin.calls == 2
 
 
+@pytest.mark.parametrize("status", [302, 304, 206])
+def test_other_statuses_pass_through_untouched(status: int, clock: FakeClock) -> None:
+    origin = Origin("", status=status)
+    origin.headers = {"Location": "/elsewhere"}
+    handler = make_http(clock)(origin)
+    assert handler(rest_v1_event(), None) == origin(rest_v1_event(), None)
+    handler(rest_v1_event(), None)
+    assert origin.calls == 3  # two through the cache, one direct: nothing kept
+
+
 def test_an_exception_propagates_and_nothing_is_cached(clock: FakeClock) -> None:
     calls = []
 
