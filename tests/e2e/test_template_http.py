@@ -112,6 +112,7 @@ def test_the_stage_caches_encrypted_with_the_ttl_and_size_parameters(
     assert setting["CacheDataEncrypted"] is True
     assert setting["CacheTtlInSeconds"] == {"Ref": "ApiCacheTtl"}
     assert template["Parameters"]["ApiCacheTtl"]["MaxValue"] == 3600  # API Gateway's limit
+    assert template["Parameters"]["ApiCacheSize"]["Default"] == "0.5"
     sizes = template["Parameters"]["ApiCacheSize"]["AllowedValues"]
     assert sizes == ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"]
 
@@ -246,6 +247,21 @@ def test_the_custom_resource_reports_a_failure_and_ignores_deletes(
     assert "PermissionError" in received[0]["Reason"]
 
 
+def test_require_authorization_is_on_by_default_and_passed_to_the_custom_resource(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["ApiCacheRequireAuthorization"]["Default"] == "true"
+    assert parameters["ApiCacheUnauthorizedStrategy"]["Default"] == "FAIL_WITH_403"
+    properties = resource(template, "ApiCacheAuthorization")["Properties"]
+    assert properties["RequireAuthorizationForCacheControl"] == {
+        "Ref": "ApiCacheRequireAuthorization"
+    }
+    assert properties["UnauthorizedCacheControlHeaderStrategy"] == {
+        "Ref": "ApiCacheUnauthorizedStrategy"
+    }
+
+
 def test_the_custom_resource_may_patch_only_this_stage(template: dict[str, Any]) -> None:
     role = resource(template, "ApiCacheAuthorizationRole")["Properties"]
     (policy,) = role["Policies"]
@@ -278,7 +294,10 @@ def test_the_distribution_fronts_the_api_with_that_policy(template: dict[str, An
     assert behavior["CachedMethods"] == ["GET", "HEAD"]
     (origin,) = config["Origins"]
     assert behavior["TargetOriginId"] == origin["Id"]
-    assert refs(origin["DomainName"]) >= {"QuoteRestApi", "ServerlessHttpApi"}
+    condition, rest, http = origin["DomainName"]["Fn::If"]
+    assert condition == "WithApiCache"  # the REST API when it exists, else the HTTP API
+    assert refs(rest) == {"QuoteRestApi", "AWS::Region", "AWS::URLSuffix"}
+    assert refs(http) == {"ServerlessHttpApi", "AWS::Region", "AWS::URLSuffix"}
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
 
 

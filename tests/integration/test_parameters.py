@@ -135,6 +135,7 @@ def test_a_secret_is_read_once_signed_in_redis_and_never_logged(
 
         # An entry forged in Redis is refused, and the secret fetched again.
         (stored_key,) = redis_client.keys("*params*")
+        assert SECRET.encode() in redis_client.get(stored_key)  # signed, not encrypted
         forged = redis_client.get(stored_key).replace(SECRET.encode(), b"attacker-chosen-value")
         redis_client.set(stored_key, forged)
         assert environment().get(name) == SECRET

@@ -327,9 +327,18 @@ def test_cache_authorized_keeps_one_private_entry_per_caller(clock: FakeClock) -
         ({"Vary": "Cookie"}, {}),
         ({"Vary": "Accept, Authorization"}, {}),
         ({"Cache-Control": "no-store"}, {}),
+        ({"Cache-Control": "no-cache"}, {}),
         ({"Cache-Control": "private, max-age=10"}, {}),
     ],
-    ids=["set-cookie", "v2-cookies", "vary-cookie", "vary-authorization", "no-store", "private"],
+    ids=[
+        "set-cookie",
+        "v2-cookies",
+        "vary-cookie",
+        "vary-authorization",
+        "no-store",
+        "no-cache",
+        "private",
+    ],
 )
 def test_answers_that_are_someone_s_own_or_refuse_caching_are_not_kept(
     headers: dict[str, str], extra: dict[str, Any], clock: FakeClock
@@ -456,6 +465,14 @@ def test_head_is_answered_from_the_get_entry_without_a_body(clock: FakeClock) ->
     assert head["body"] == ""
     assert header(head, "ETag") == header(get, "ETag")
     assert handler(rest_v1_event(), None)["body"] == get["body"]
+
+
+def test_head_gets_304_too_when_the_tag_matches(clock: FakeClock) -> None:
+    handler = make_http(clock)(Origin())
+    tag = str(header(handler(http_v2_event(), None), "ETag"))
+    answer = handler(http_v2_event(method="HEAD", headers={"If-None-Match": tag}), None)
+    assert answer["statusCode"] == 304
+    assert answer["body"] == ""
 
 
 def test_two_handlers_do_not_share_entries(clock: FakeClock) -> None:

@@ -177,6 +177,22 @@ def test_bad_settings_raise_configuration_error_naming_them(
         SharedParameters(**options)
 
 
+def test_a_rejected_signing_key_is_not_in_the_error() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        SharedParameters("ssm", signing_key="tiny-key")
+    assert "tiny-key" not in str(raised.value)
+
+
+def test_an_appconfig_provider_is_taken_as_it_is_and_not_a_secret() -> None:
+    from aws_lambda_powertools.utilities.parameters import AppConfigProvider
+
+    provider = AppConfigProvider(environment="prod", application="quotes")
+    params = SharedParameters(provider)
+    assert params.kind == "appconfig"
+    assert params.provider is provider
+    assert not params.secret
+
+
 def test_a_short_signing_key_from_the_environment_names_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
