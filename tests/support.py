@@ -5,10 +5,13 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from stratacache.tiers import MemoryTier
 
@@ -89,6 +92,166 @@ def cache_counts(documents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 # template.yaml as data
 
 
+# ---------------------------------------------------------------- HTTP event shapes
+# What API Gateway REST APIs (payload 1.0), HTTP APIs (2.0) and Function URLs send.
+
+
+def rest_v1_event(
+    path: str = "/quote/AMZN",
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    query: dict[str, list[str]] | None = None,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST API proxy event (payload format 1.0)."""
+    sent = {
+        "Accept": "application/json",
+        "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "curl/8.5.0",
+        "X-Amzn-Trace-Id": "Root=1-65f1a2b3-0123456789abcdef01234567",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **(headers or {}),
+    }
+    context: dict[str, Any] = {
+        "resourceId": "2gxmpl",
+        "resourcePath": "/quote/{symbol}",
+        "httpMethod": method,
+        "extendedRequestId": "JJbxmHc0IAMFfTQ=",
+        "requestTime": "10/Mar/2024:14:25:07 +0000",
+        "path": f"/Prod{path}",
+        "accountId": "123456789012",
+        "protocol": "HTTP/1.1",
+        "stage": "Prod",
+        "domainPrefix": "a1b2c3d4e5",
+        "requestTimeEpoch": 1710080707000,
+        "requestId": "e0a1c7e4-6e0b-4a7e-9d55-2f1c4f3f8c3e",
+        "identity": {
+            "cognitoIdentityPoolId": None,
+            "accountId": None,
+            "cognitoIdentityId": None,
+            "caller": None,
+            "sourceIp": "203.0.113.7",
+            "principalOrgId": None,
+            "accessKey": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+            "userArn": None,
+            "userAgent": "curl/8.5.0",
+            "user": None,
+        },
+        "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+        "apiId": "a1b2c3d4e5",
+    }
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return {
+        "resource": "/quote/{symbol}",
+        "path": path,
+        "httpMethod": method,
+        "headers": sent,
+        "multiValueHeaders": {name: [value] for name, value in sent.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"symbol": path.rsplit("/", 1)[-1]},
+        "stageVariables": None,
+        "requestContext": context,
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def _v2_event(
+    path: str,
+    method: str,
+    headers: dict[str, str] | None,
+    query: dict[str, list[str]] | None,
+    domain: str,
+    route_key: str,
+) -> dict[str, Any]:
+    sent = {
+        "accept": "application/json",
+        "content-length": "0",
+        "host": domain,
+        "user-agent": "curl/8.5.0",
+        "x-amzn-trace-id": "Root=1-65f1a2b3-0123456789abcdef01234567",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+        **{k.lower(): v for k, v in (headers or {}).items()},
+    }
+    raw_query = "&".join(f"{k}={v}" for k, values in (query or {}).items() for v in values)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": sent,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": domain.split(".", maxsplit=1)[0],
+            "domainName": domain,
+            "domainPrefix": domain.split(".", maxsplit=1)[0],
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "10/Mar/2024:14:25:07 +0000",
+            "timeEpoch": 1710080707000,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+    return event
+
+
+def http_v2_event(
+    path: str = "/quote/AMZN",
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    query: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API event (payload format 2.0)."""
+    event = _v2_event(
+        path,
+        method,
+        headers,
+        query,
+        "r3pmxmplak.execute-api.us-east-1.amazonaws.com",
+        f"{method} /quote/{{symbol}}",
+    )
+    event["pathParameters"] = {"symbol": path.rsplit("/", 1)[-1]}
+    return event
+
+
+def function_url_event(
+    path: str = "/quote/AMZN",
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    query: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """A Lambda Function URL event (payload 2.0, no routes, ``lambda-url`` domain)."""
+    return _v2_event(
+        path,
+        method,
+        headers,
+        query,
+        "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
+        "$default",
+    )
+
+
 def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
     """A CloudFormation template with its short tags: ``!Ref x`` reads as ``{"Ref": x}``."""
     import yaml
@@ -112,3 +275,54 @@ def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
     Loader.add_multi_constructor("!", short_tag)
     loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=Loader)
     return loaded
+
+
+# ---------------------------------------------------------------- round trips
+
+HANDSHAKE = frozenset({"HELLO", "AUTH", "CLIENT", "SELECT", "PING", "READONLY"})
+
+
+def _command_names(packed: object) -> list[str]:
+    """The command names in bytes redis-py sends (RESP arrays of bulk strings)."""
+    data = packed if isinstance(packed, bytes) else b"".join(packed)  # type: ignore[arg-type]
+    names: list[str] = []
+    at = 0
+    while at < len(data) and data[at : at + 1] == b"*":
+        end = data.index(b"\r\n", at)
+        count = int(data[at + 1 : end])
+        at = end + 2
+        for index in range(count):
+            end = data.index(b"\r\n", at)
+            size = int(data[at + 1 : end])
+            if index == 0:
+                names.append(data[end + 2 : end + 2 + size].decode().upper())
+            at = end + 2 + size + 2
+    return names
+
+
+@contextlib.contextmanager
+def redis_round_trips() -> Iterator[list[list[str]]]:
+    """Every round trip redis-py makes in this process meanwhile, as the commands it carried.
+
+    A pipeline or a script is one round trip; connection handshakes are left out.
+    """
+    from redis.connection import AbstractConnection
+
+    trips: list[list[str]] = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        names = _command_names(command)
+        if names and names[0] not in HANDSHAKE:
+            trips.append(names)
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", counting):
+        yield trips
+
+
+def dynamodb_calls(client: Any) -> list[str]:
+    """The operations ``client`` calls from now on, in order (retries of one call count once)."""
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return calls

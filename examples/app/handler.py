@@ -3,6 +3,11 @@
 Deployed by ``template.yaml`` behind an HTTP API (``GET /quote/{symbol}``) and
 run locally by ``make demo``. The tiers come from the environment:
 ``STRATACACHE_REDIS_URL`` adds Redis, ``STRATACACHE_TABLE_NAME`` adds DynamoDB.
+Whole HTTP answers are cached too (``@http_cached``): they carry ``Cache-Control``
+from the entry's remaining lifetime and an ``ETag``, and ``If-None-Match`` gets a 304,
+so CloudFront or a browser in front can keep and revalidate them. A warm-up ping
+(``template.yaml``'s ``WarmupSchedule``) loads the hot symbols' quotes into L1 and
+returns before the handler runs (``@warmup``).
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stratacache import cached_tiered, log_cache_metrics
+from stratacache.http import http_cached
+from stratacache.warmup import hot_calls, warmup
 
 metrics = Metrics()
 ORIGIN_DELAY = float(os.environ.get("QUOTE_ORIGIN_DELAY", "0.2"))
+QUOTE_TTL = float(os.environ.get("QUOTE_TTL", "300"))
+HOT_SYMBOLS = [s for s in os.environ.get("QUOTE_HOT_SYMBOLS", "AMZN").upper().split(",") if s]
 
 
-@cached_tiered(ttl=float(os.environ.get("QUOTE_TTL", "300")))
+@cached_tiered(ttl=QUOTE_TTL)
 def fetch_quote(symbol: str) -> dict[str, Any]:
     """Stands in for a slow upstream API: the same symbol always gets the same quote."""
     time.sleep(ORIGIN_DELAY)
@@ -36,14 +45,20 @@ def _symbol(event: dict[str, Any]) -> str:
     return str(path.get("symbol") or query.get("symbol") or "AMZN").upper()[:16]
 
 
-@metrics.log_metrics
-@log_cache_metrics
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """HTTP API handler: ``{"statusCode": 200, "body": <quote JSON>}``."""
-    quote = fetch_quote(_symbol(event))
-    metrics.add_metric(name="QuoteServed", unit=MetricUnit.Count, value=1)
+@http_cached(ttl=QUOTE_TTL, grace=QUOTE_TTL / 10)
+def quote_response(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """The HTTP answer: ``{"statusCode": 200, "body": <quote JSON>}``, kept whole, or a 304."""
     return {
         "statusCode": 200,
         "headers": {"content-type": "application/json"},
-        "body": json.dumps(quote),
+        "body": json.dumps(fetch_quote(_symbol(event))),
     }
+
+
+@warmup(hot=[hot_calls(fetch_quote, HOT_SYMBOLS)])
+@metrics.log_metrics
+@log_cache_metrics
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """HTTP API handler: every answer, cached or not, counts as ``QuoteServed``."""
+    metrics.add_metric(name="QuoteServed", unit=MetricUnit.Count, value=1)
+    return quote_response(event, context)

@@ -380,40 +380,53 @@ class TieredCache:
         self, full_key: str, found_in: int, record: Record, raw: object, call: Call
     ) -> None:
         """Back-fill the tiers faster than ``found_in``, never beyond the entry's expiry."""
+        self._promote_many(found_in, [(full_key, record, raw)], call)
+
+    def _promote_many(
+        self, found_in: int, hits: Sequence[tuple[str, Record, object]], call: Call
+    ) -> None:
+        """Back-fill the tiers faster than ``found_in`` with ``hits``: one batch per shared tier."""
         # The clock is read now, not when the lookup began: the slower tiers' round
         # trips (or a timeout) have passed since.
         now = self.clock()
-        payload: Payload | None = None
+        payloads: dict[str, Payload] = {}
+
+        def payload(full_key: str, value: object) -> Payload:
+            if full_key not in payloads:
+                payloads[full_key] = self.codec.payload(value)
+            return payloads[full_key]
+
         for slot in self.slots[:found_in]:
-            lifetime = _lifetime(record.expires_at, now, slot.tier.ttl)
-            if lifetime is MISS:
-                return
-            if not slot.allowed(call, write=True):
+            if not slot.allowed(call, write=True) or (slot.remote and self._too_old(call)):
                 continue
-            expires_at = _expiry(now, lifetime)
-            try:
-                if slot.remote:
-                    if self._too_old(call):
-                        continue
-                    if isinstance(raw, bytes):
-                        blob = self.codec.rewrap(full_key, record, raw, expires_at)
-                    else:
-                        payload = payload or self.codec.payload(record.value)
-                        blob = self._wrap(full_key, payload, record, expires_at)
-                    if self._too_big(slot, full_key, len(blob)):
-                        continue
-                    slot.run(
-                        "promote", call, self._swap, slot, full_key, blob,
-                        self._keep(slot, full_key, call, expires_at, now),
-                        self._expect(slot, full_key, call), write=True, skip=False,
-                    )  # fmt: skip
+            blobs: dict[str, tuple[bytes, bytes | None, float | None]] = {}
+            for full_key, record, raw in hits:
+                lifetime = _lifetime(record.expires_at, now, slot.tier.ttl)
+                if lifetime is MISS:
                     continue
-                if not self.marks.writable(full_key, call.epoch):
-                    continue
-                if slot.limit is not None:
-                    payload = payload or self.codec.payload(record.value)
-                    if self._too_big(slot, full_key, self.codec.overhead + len(payload.data)):
+                expires_at = _expiry(now, lifetime)
+                try:
+                    if slot.remote:
+                        blob = (
+                            self.codec.rewrap(full_key, record, raw, expires_at)
+                            if isinstance(raw, bytes)
+                            else self._wrap(
+                                full_key, payload(full_key, record.value), record, expires_at
+                            )
+                        )
+                        if not self._too_big(slot, full_key, len(blob)):
+                            keep = self._keep(slot, full_key, call, expires_at, now)
+                            blobs[full_key] = (blob, self._expect(slot, full_key, call), keep)
                         continue
+                    if not self.marks.writable(full_key, call.epoch):
+                        continue
+                    if slot.limit is not None:
+                        size = self.codec.overhead + len(payload(full_key, record.value).data)
+                        if self._too_big(slot, full_key, size):
+                            continue
+                except SerializationError as exc:
+                    _warn_unserializable(full_key, exc)
+                    continue
                 value = (
                     record.value
                     if record.stale_at is None
@@ -423,9 +436,20 @@ class TieredCache:
                     "promote", call, slot.tier.set, full_key, value, lifetime,
                     write=True, skip=False,
                 )  # fmt: skip
-            except SerializationError as exc:
-                _warn_unserializable(full_key, exc)
-                return
+            if blobs:
+                slot.run("promote", call, self._swap_blobs, slot, blobs, write=True, skip=False)
+
+    @staticmethod
+    def _swap_blobs(
+        slot: Slot, blobs: Mapping[str, tuple[bytes, bytes | None, float | None]]
+    ) -> None:
+        """Conditional writes of several records to one shared tier (plain sets if unversioned)."""
+        tier = slot.tier
+        if tier.capabilities.versioned:
+            tier.swap_many(blobs)  # type: ignore[attr-defined]
+            return
+        for full_key, (blob, _, keep) in blobs.items():
+            tier.set(full_key, blob, keep)
 
     def _wrap(
         self, full_key: str, payload: Payload, record: Record, expires_at: float | None
@@ -712,6 +736,7 @@ class TieredCache:
                 raws = error.found
                 slot.counts.errors += error.failed - 1  # run() counted the call once
             still: list[str] = []
+            hits: list[tuple[str, Record, object]] = []
             for full_key, raw in zip(missing, raws, strict=True):
                 record = self._accept(slot, full_key, raw, now, call)
                 if record is None:
@@ -719,8 +744,9 @@ class TieredCache:
                     continue
                 slot.counts.hits += 1
                 found[full_key] = record
-                if slot.index:
-                    self._promote(full_key, slot.index, record, raw, call)
+                hits.append((full_key, record, raw))
+            if hits and slot.index:
+                self._promote_many(slot.index, hits, call)
             missing = still
         return found
 
@@ -756,20 +782,21 @@ class TieredCache:
                 if self._too_old(call):
                     continue
                 blobs = {
-                    key: self.codec.wrap(
-                        key,
-                        payloads[key],
-                        version=new_version(),
-                        generation=generation,
-                        expires_at=expires_at,
-                        keep_until=None,
+                    key: (
+                        self.codec.wrap(
+                            key,
+                            payloads[key],
+                            version=new_version(),
+                            generation=generation,
+                            expires_at=expires_at,
+                            keep_until=None,
+                        ),
+                        self._expect(slot, key, call),
+                        self._keep(slot, key, call, expires_at, now),
                     )
                     for key in fits
                 }
-                slot.run(
-                    "set_many", call, self._swap_many, slot, blobs, call, now, expires_at,
-                    write=True, skip=False,
-                )  # fmt: skip
+                slot.run("set_many", call, self._swap_blobs, slot, blobs, write=True, skip=False)
             else:
                 writable = {
                     key: value
@@ -780,28 +807,6 @@ class TieredCache:
                     "set_many", call, slot.tier.set_many, writable, lifetime,
                     write=True, skip=False,
                 )  # fmt: skip
-
-    def _swap_many(
-        self,
-        slot: Slot,
-        blobs: Mapping[str, bytes],
-        call: Call,
-        now: float,
-        expires_at: float | None,
-    ) -> None:
-        if not slot.tier.capabilities.versioned:
-            slot.tier.set_many(blobs, None if expires_at is None else expires_at - now)
-            return
-        slot.tier.swap_many(  # type: ignore[attr-defined]
-            {
-                key: (
-                    blob,
-                    self._expect(slot, key, call),
-                    self._keep(slot, key, call, expires_at, now),
-                )
-                for key, blob in blobs.items()
-            }
-        )
 
     # ------------------------------------------------------------ imperative API
 

@@ -34,7 +34,7 @@ def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 _CloudFormationLoader.add_multi_constructor("!", _short_tag)
 
 
-def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=_CloudFormationLoader)
     return loaded
 
@@ -102,11 +102,11 @@ def test_sam_validate_with_lint_passes() -> None:
 
 
 def test_no_dynamodb_wildcards_in_the_template() -> None:
-    assert dynamodb_wildcards(load_template()) == []
+    assert dynamodb_wildcards(load_cloudformation()) == []
 
 
 def test_the_function_gets_only_what_the_dynamodb_tier_calls_on_the_table() -> None:
-    function = load_template()["Resources"]["QuoteFunction"]["Properties"]
+    function = load_cloudformation()["Resources"]["QuoteFunction"]["Properties"]
     (statement,) = [
         s for s in _statements(function["Policies"]) if s.get("Sid") == "CacheTableReadWrite"
     ]
@@ -128,7 +128,7 @@ def test_the_function_gets_only_what_the_dynamodb_tier_calls_on_the_table() -> N
     ],
 )
 def test_the_checker_catches_a_doctored_template(action: str, resource: object) -> None:
-    doctored = copy.deepcopy(load_template())
+    doctored = copy.deepcopy(load_cloudformation())
     doctored["Resources"]["Sneaky"] = {
         "Type": "AWS::IAM::Policy",
         "Properties": {
@@ -141,7 +141,7 @@ def test_the_checker_catches_a_doctored_template(action: str, resource: object) 
 
 
 def test_the_layer_is_retained_and_serves_every_supported_runtime() -> None:
-    layer = load_template()["Resources"]["StratacacheLayer"]
+    layer = load_cloudformation()["Resources"]["StratacacheLayer"]
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["RetentionPolicy"] == "Retain"
     assert layer["Properties"]["CompatibleRuntimes"] == [f"python3.{n}" for n in (10, 11, 12, 13)]
@@ -149,7 +149,7 @@ def test_the_layer_is_retained_and_serves_every_supported_runtime() -> None:
 
 
 def test_the_table_has_ttl_on_the_attribute_the_tier_writes_and_encryption() -> None:
-    table = load_template()["Resources"]["CacheTable"]["Properties"]
+    table = load_cloudformation()["Resources"]["CacheTable"]["Properties"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
     assert table["BillingMode"] == "PAY_PER_REQUEST"

@@ -131,10 +131,12 @@ def test_stratacache_publishes_the_dimension_set_the_dashboard_reads(
 
     f()
     publish_metrics()
-    (doc,) = emf_lines(emf.readouterr().out)
-    directive = doc["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Namespace"] == f"stratacache-{STAGE}"
-    assert [sorted(names) for names in directive["Dimensions"]] == [["service", "tier"]]
+    docs = emf_lines(emf.readouterr().out)
+    assert {doc["tier"] for doc in docs} == {"L1", ORIGIN}  # a lookup, and a call of the origin
+    for doc in docs:
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == f"stratacache-{STAGE}"
+        assert [sorted(names) for names in directive["Dimensions"]] == [["service", "tier"]]
 
 
 def test_the_hit_rate_widget_computes_each_tiers_hit_rate(template: dict[str, Any]) -> None:

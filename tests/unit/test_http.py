@@ -1,0 +1,609 @@
+"""HTTP caching: ETag and 304, Cache-Control from the remaining lifetime, errors never kept.
+
+Events are the shapes API Gateway and Lambda send: REST APIs (payload 1.0),
+HTTP APIs (2.0) and Function URLs (2.0, ``$default`` route, ``lambda-url`` domain).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.shared.cookies import Cookie
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stratacache import ConfigurationError, MemoryTier, TieredCache
+from stratacache.freshness import Freshness
+from stratacache.http import HttpCache, HttpRequest, entity_tag, http_cached
+from tests.support import (
+    ROOT,
+    FakeClock,
+    function_url_event,
+    http_v2_event,
+    rest_v1_event,
+)
+
+EVENTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "rest-v1": rest_v1_event,
+    "http-v2": http_v2_event,
+    "function-url": function_url_event,
+}
+KINDS = list(EVENTS)
+
+# ---------------------------------------------------------------- helpers
+
+
+class Origin:
+    """A handler that counts its calls and answers what it is told to."""
+
+    def __init__(self, body: str = '{"price": 1.5}', status: int = 200) -> None:
+        self.calls = 0
+        self.status = status
+        self.body = body
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+        self.extra: dict[str, Any] = {}
+
+    def __call__(self, event: dict[str, Any], context: object) -> dict[str, Any]:
+        self.calls += 1
+        return {
+            "statusCode": self.status,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "isBase64Encoded": False,
+            **self.extra,
+        }
+
+
+def memory_cache(clock: FakeClock, grace: float | None = None) -> TieredCache:
+    return TieredCache(
+        [MemoryTier(timer=clock)],
+        ttl=60,
+        namespace="test",
+        clock=clock,
+        freshness=Freshness(grace=grace),
+    )
+
+
+def make_http(clock: FakeClock, grace: float | None = None, **options: Any) -> HttpCache:
+    return HttpCache(ttl=60, grace=grace, cache=memory_cache(clock, grace), clock=clock, **options)
+
+
+def header(response: dict[str, Any], name: str) -> str | None:
+    for key, value in (response.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# ---------------------------------------------------------------- ETag and 304
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_second_request_with_if_none_match_gets_304_and_an_empty_body(
+    kind: str, clock: FakeClock
+) -> None:
+    make_event = EVENTS[kind]
+    origin = Origin()
+    handler = make_http(clock)(origin)
+
+    first = handler(make_event(), None)
+    etag = header(first, "ETag")
+    assert first["statusCode"] == 200
+    assert first["body"] == origin.body
+    assert etag == entity_tag(origin.body.encode(), "application/json")
+
+    second = handler(make_event(headers={"If-None-Match": etag}), None)
+    assert second["statusCode"] == 304
+    assert second["body"] == ""
+    assert second["isBase64Encoded"] is False
+    assert header(second, "ETag") == etag
+    assert header(second, "Cache-Control") == "max-age=60, s-maxage=60"
+    assert header(second, "Content-Type") is None  # a 304 describes no body
+    assert origin.calls == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stale_or_foreign_tag_gets_the_full_answer(kind: str, clock: FakeClock) -> None:
+    handler = make_http(clock)(Origin())
+    handler(EVENTS[kind](), None)
+    answer = handler(EVENTS[kind](headers={"If-None-Match": '"0000"'}), None)
+    assert answer["statusCode"] == 200
+    assert answer["body"] == '{"price": 1.5}'
+
+
+@pytest.mark.parametrize("if_none_match", ["W/{tag}", '"x", {tag}', "*", '{tag},W/"y"'], ids=str)
+def test_if_none_match_uses_weak_comparison_and_lists(if_none_match: str, clock: FakeClock) -> None:
+    handler = make_http(clock)(Origin())
+    tag = header(handler(rest_v1_event(), None), "ETag")
+    assert tag is not None
+    sent = if_none_match.format(tag=tag)
+    assert handler(rest_v1_event(headers={"If-None-Match": sent}), None)["statusCode"] == 304
+
+
+def test_the_first_request_already_gets_304_when_its_tag_matches(clock: FakeClock) -> None:
+    body = '{"price": 1.5}'
+    tag = entity_tag(body.encode(), "application/json")  # e.g. CloudFront revalidating
+    origin = Origin(body)
+    answer = make_http(clock)(origin)(http_v2_event(headers={"if-none-match": tag}), None)
+    assert answer["statusCode"] == 304
+    assert origin.calls == 1
+
+
+def test_the_etag_follows_the_content(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    first = header(handler(rest_v1_event("/quote/AMZN"), None), "ETag")
+    origin.body = '{"price": 2.5}'
+    other = header(handler(rest_v1_event("/quote/NVDA"), None), "ETag")
+    assert first != other
+    assert entity_tag(b"x", "text/plain") != entity_tag(b"x", "application/json")
+    assert entity_tag(b"x", "text/plain", "gzip") != entity_tag(b"x", "text/plain")
+
+
+def test_a_base64_body_is_tagged_by_its_bytes_and_kept_encoded(clock: FakeClock) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    origin = Origin(base64.b64encode(png).decode())
+    origin.headers = {"Content-Type": "image/png"}
+    origin.extra = {"isBase64Encoded": True}
+    handler = make_http(clock)(origin)
+    first = handler(function_url_event(), None)
+    assert header(first, "ETag") == entity_tag(png, "image/png")
+    again = handler(function_url_event(), None)
+    assert again["isBase64Encoded"] is True
+    assert base64.b64decode(again["body"]) == png
+    assert origin.calls == 1
+
+
+# ---------------------------------------------------------------- Cache-Control
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cache_control_follows_the_remaining_lifetime(kind: str, clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, grace=30, stale_if_error=600)(origin)
+    expected = "max-age={0}, s-maxage={0}, stale-while-revalidate=30, stale-if-error=600"
+
+    assert header(handler(EVENTS[kind](), None), "Cache-Control") == expected.format(60)
+    clock.advance(25.5)
+    assert header(handler(EVENTS[kind](), None), "Cache-Control") == expected.format(34)
+    clock.advance(34)
+    assert header(handler(EVENTS[kind](), None), "Cache-Control") == expected.format(0)
+    assert origin.calls == 1
+
+
+def test_the_lifetime_comes_from_the_entry_after_promotion_from_a_slower_tier(
+    clock: FakeClock,
+) -> None:
+    shared = MemoryTier(name="L2", timer=clock)  # stands in for Redis: outlives environments
+
+    def environment() -> HttpCache:
+        cache = TieredCache(
+            [MemoryTier(timer=clock), shared], ttl=60, namespace="test", clock=clock
+        )
+        return HttpCache(ttl=60, cache=cache, clock=clock)
+
+    origin = Origin()
+    first = environment()(origin)(rest_v1_event(), None)
+    clock.advance(40)
+    later = environment()(origin)(rest_v1_event(), None)  # a new execution environment
+    assert header(later, "Cache-Control") == "max-age=20, s-maxage=20"
+    assert header(later, "ETag") == header(first, "ETag")
+    assert origin.calls == 1
+
+
+def test_browser_ttl_caps_max_age_only(clock: FakeClock) -> None:
+    answer = make_http(clock, browser_ttl=0)(Origin())(rest_v1_event(), None)
+    assert header(answer, "Cache-Control") == "max-age=0, s-maxage=60"
+
+
+def test_a_fresh_answer_is_computed_after_the_lifetime(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    first = header(handler(rest_v1_event(), None), "ETag")
+    clock.advance(61)
+    origin.body = '{"price": 9.0}'
+    answer = handler(rest_v1_event(headers={"If-None-Match": str(first)}), None)
+    assert answer["statusCode"] == 200
+    assert answer["body"] == '{"price": 9.0}'
+    assert header(answer, "Cache-Control") == "max-age=60, s-maxage=60"
+    assert origin.calls == 2
+
+
+def test_the_handler_s_own_cache_control_and_etag_are_replaced(clock: FakeClock) -> None:
+    origin = Origin()
+    origin.headers = {"content-type": "text/plain", "cache-control": "max-age=5", "etag": '"a"'}
+    answer = make_http(clock)(origin)(http_v2_event(), None)
+    names = [name.lower() for name in answer["headers"]]
+    assert names.count("cache-control") == 1
+    assert names.count("etag") == 1
+    assert header(answer, "Cache-Control") == "max-age=60, s-maxage=60"
+
+
+# ---------------------------------------------------------------- what is never cached
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [500, 502, 404, 429])
+def test_error_responses_are_not_cached(kind: str, status: int, clock: FakeClock) -> None:
+    origin = Origin('{"message": "upstream failed"}', status=status)
+    handler = make_http(clock)(origin)
+    first = handler(EVENTS[kind](), None)
+    assert first["statusCode"] == status
+    assert header(first, "Cache-Control") == "no-store"
+    assert header(first, "ETag") is None
+    origin.status, origin.body = 200, '{"price": 1.5}'
+    answer = handler(EVENTS[kind](), None)
+    assert answer["statusCode"] == 200
+    assert origin.calls == 2
+
+
+@pytest.mark.parametrize("status", [302, 304, 206])
+def test_other_statuses_pass_through_untouched(status: int, clock: FakeClock) -> None:
+    origin = Origin("", status=status)
+    origin.headers = {"Location": "/elsewhere"}
+    handler = make_http(clock)(origin)
+    assert handler(rest_v1_event(), None) == origin(rest_v1_event(), None)
+    handler(rest_v1_event(), None)
+    assert origin.calls == 3  # two through the cache, one direct: nothing kept
+
+
+def test_an_exception_propagates_and_nothing_is_cached(clock: FakeClock) -> None:
+    calls = []
+
+    def failing(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("origin down")
+        return {"statusCode": 200, "body": "ok"}
+
+    handler = make_http(clock)(failing)
+    with pytest.raises(RuntimeError, match="origin down"):
+        handler(rest_v1_event(), None)
+    assert handler(rest_v1_event(), None)["body"] == "ok"
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requests_with_authorization_pass_through_private_unless_asked(
+    kind: str, clock: FakeClock
+) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    event = EVENTS[kind](headers={"Authorization": "Bearer token-of-ada"})
+    for _ in range(2):
+        answer = handler(event, None)
+        assert header(answer, "Cache-Control") == "private, no-store"
+        assert header(answer, "ETag") is None
+    assert origin.calls == 2
+
+
+def test_an_authorizer_principal_counts_as_authorization(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    event = rest_v1_event(authorizer={"principalId": "user-7", "integrationLatency": 3})
+    assert HttpRequest.from_event(event) is not None
+    handler(event, None)
+    handler(event, None)
+    assert origin.calls == 2
+
+
+def test_cache_authorized_keeps_one_private_entry_per_caller(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, cache_authorized=True)(origin)
+    ada = http_v2_event(headers={"authorization": "Bearer ada"})
+    bob = http_v2_event(headers={"authorization": "Bearer bob"})
+    first = handler(ada, None)
+    assert header(first, "Cache-Control") == "private, max-age=60"
+    assert header(first, "Vary") == "authorization"
+    handler(ada, None)
+    assert origin.calls == 1
+    handler(bob, None)
+    assert origin.calls == 2
+    handler(http_v2_event(), None)  # anonymous: its own entry, shared
+    assert origin.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "extra"),
+    [
+        ({"Set-Cookie": "session=abc; Secure"}, {}),
+        ({}, {"cookies": ["session=abc; Secure"]}),
+        ({"Vary": "Cookie"}, {}),
+        ({"Vary": "Accept, Authorization"}, {}),
+        ({"Cache-Control": "no-store"}, {}),
+        ({"Cache-Control": "no-cache"}, {}),
+        ({"Cache-Control": "private, max-age=10"}, {}),
+    ],
+    ids=[
+        "set-cookie",
+        "v2-cookies",
+        "vary-cookie",
+        "vary-authorization",
+        "no-store",
+        "no-cache",
+        "private",
+    ],
+)
+def test_answers_that_are_someone_s_own_or_refuse_caching_are_not_kept(
+    headers: dict[str, str], extra: dict[str, Any], clock: FakeClock
+) -> None:
+    origin = Origin()
+    origin.headers.update(headers)
+    origin.extra = extra
+    handler = make_http(clock)(origin)
+    first = handler(http_v2_event(), None)
+    handler(http_v2_event(), None)
+    assert origin.calls == 2
+    assert header(first, "ETag") is None
+    assert first == origin(http_v2_event(), None)  # untouched
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_pass_through(kind: str, method: str, clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    first = handler(EVENTS[kind](method=method), None)
+    handler(EVENTS[kind](method=method), None)
+    assert origin.calls == 2
+    assert first == origin(EVENTS[kind](), None)
+
+
+def test_events_that_are_not_http_pass_through(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    events: list[dict[str, Any]] = [{"warmer": True}, {"Records": []}, {"pathParameters": {}}]
+    for event in events:
+        handler(event, None)
+    assert origin.calls == 3
+
+
+def test_stratacache_disabled_passes_everything_through(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("STRATACACHE_DISABLED", "1")
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    handler(rest_v1_event(), None)
+    answer = handler(rest_v1_event(), None)
+    assert origin.calls == 2
+    assert header(answer, "ETag") is None
+
+
+# ---------------------------------------------------------------- grace and stale-if-error
+
+
+def test_a_stale_answer_is_served_when_the_handler_raises(clock: FakeClock) -> None:
+    origin = Origin()
+    http = make_http(clock, grace=30)
+    handler = http(origin)
+    good = handler(rest_v1_event(), None)
+    clock.advance(70)  # past ttl, within grace
+
+    def failing(event: dict[str, Any], context: object) -> dict[str, Any]:
+        raise TimeoutError("upstream timed out")
+
+    answer = http(failing)(rest_v1_event(), None)
+    assert answer["statusCode"] == 200
+    assert answer["body"] == good["body"]
+    assert header(answer, "Cache-Control") == (
+        "max-age=0, s-maxage=0, stale-while-revalidate=30, stale-if-error=30"
+    )
+
+
+def test_a_stale_answer_is_served_instead_of_a_5xx(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, grace=30)(origin)
+    handler(rest_v1_event(), None)
+    clock.advance(70)
+    origin.status = 503
+    assert handler(rest_v1_event(), None)["statusCode"] == 200
+    clock.advance(30)  # past the grace period: nothing stale left to serve
+    assert handler(rest_v1_event(), None)["statusCode"] == 503
+
+
+def test_a_stale_answer_is_refreshed_by_the_request_that_finds_it(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, grace=30)(origin)
+    handler(rest_v1_event(), None)
+    clock.advance(70)
+    origin.body = '{"price": 3.0}'
+    assert handler(rest_v1_event(), None)["body"] == '{"price": 3.0}'
+    assert handler(rest_v1_event(), None)["body"] == '{"price": 3.0}'
+    assert origin.calls == 2
+
+
+# ---------------------------------------------------------------- keys
+
+
+def test_query_order_does_not_matter_but_values_do(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    handler(rest_v1_event(query={"a": ["1"], "b": ["2"]}), None)
+    handler(rest_v1_event(query={"b": ["2"], "a": ["1"]}), None)
+    assert origin.calls == 1
+    handler(rest_v1_event(query={"a": ["1"], "b": ["3"]}), None)
+    assert origin.calls == 2
+    handler(http_v2_event(query={"b": ["2"], "a": ["1"]}), None)  # same resource, either payload
+    assert origin.calls == 2
+
+
+def test_vary_headers_select_the_entry_and_are_announced(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, vary=["Accept-Language"])(origin)
+    english = handler(http_v2_event(headers={"Accept-Language": "en"}), None)
+    handler(http_v2_event(headers={"Accept-Language": "en"}), None)
+    handler(http_v2_event(headers={"Accept-Language": "fr"}), None)
+    assert origin.calls == 2
+    assert header(english, "Vary") == "accept-language"
+
+
+def test_head_is_answered_from_the_get_entry_without_a_body(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    head_first = handler(rest_v1_event(method="HEAD"), None)  # a miss: not stored
+    get = handler(rest_v1_event(), None)
+    head = handler(rest_v1_event(method="HEAD"), None)
+    assert head_first == origin(rest_v1_event(), None)
+    assert origin.calls == 3
+    assert head["body"] == ""
+    assert header(head, "ETag") == header(get, "ETag")
+    assert handler(rest_v1_event(), None)["body"] == get["body"]
+
+
+def test_head_gets_304_too_when_the_tag_matches(clock: FakeClock) -> None:
+    handler = make_http(clock)(Origin())
+    tag = str(header(handler(http_v2_event(), None), "ETag"))
+    answer = handler(http_v2_event(method="HEAD", headers={"If-None-Match": tag}), None)
+    assert answer["statusCode"] == 304
+    assert answer["body"] == ""
+
+
+def test_two_handlers_do_not_share_entries(clock: FakeClock) -> None:
+    cache = memory_cache(clock)
+
+    @http_cached(ttl=60, cache=cache, clock=clock)
+    def one(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return {"statusCode": 200, "body": "one"}
+
+    @http_cached(ttl=60, cache=cache, clock=clock)
+    def two(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return {"statusCode": 200, "body": "two"}
+
+    assert one(rest_v1_event(), None)["body"] == "one"
+    assert two(rest_v1_event(), None)["body"] == "two"
+
+
+# ---------------------------------------------------------------- HTTP API bare values
+
+
+@pytest.mark.parametrize("kind", ["http-v2", "function-url"])
+def test_a_bare_return_value_of_a_2_0_handler_is_cached_as_200_json(
+    kind: str, clock: FakeClock
+) -> None:
+    calls = []
+
+    @http_cached(ttl=60, cache=memory_cache(clock), clock=clock)
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(1)
+        return {"symbol": "AMZN", "price": 1.5}
+
+    first = handler(EVENTS[kind](), None)
+    assert first["statusCode"] == 200
+    assert json.loads(first["body"]) == {"symbol": "AMZN", "price": 1.5}
+    assert header(first, "content-type") == "application/json"
+    second = handler(EVENTS[kind](headers={"If-None-Match": str(header(first, "ETag"))}), None)
+    assert second["statusCode"] == 304
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------- Powertools routes
+
+RESOLVERS: dict[str, type[ApiGatewayResolver]] = {
+    "rest-v1": APIGatewayRestResolver,
+    "http-v2": APIGatewayHttpResolver,
+    "function-url": LambdaFunctionUrlResolver,
+}
+
+LAMBDA_CONTEXT = cast("LambdaContext", object())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_powertools_routes_get_etags_and_304_through_the_middleware(
+    kind: str, clock: FakeClock
+) -> None:
+    app = RESOLVERS[kind]()
+    http = make_http(clock)
+    calls = []
+
+    @app.get("/quote/<symbol>", middlewares=[http.middleware])
+    def quote(symbol: str) -> dict[str, Any]:
+        calls.append(symbol)
+        return {"symbol": symbol, "price": 1.5}
+
+    @app.get("/private", middlewares=[http.middleware])
+    def private() -> Response[str]:
+        calls.append("private")
+        return Response(200, "text/plain", "mine", cookies=[Cookie("s", "1")])
+
+    first = app.resolve(EVENTS[kind](), LAMBDA_CONTEXT)
+    etag = header(first, "ETag") or first.get("multiValueHeaders", {}).get("ETag", [None])[0]
+    assert first["statusCode"] == 200
+    assert json.loads(first["body"]) == {"symbol": "AMZN", "price": 1.5}
+    assert etag is not None
+    second = app.resolve(EVENTS[kind](headers={"If-None-Match": etag}), LAMBDA_CONTEXT)
+    assert second["statusCode"] == 304
+    assert not second["body"]
+    assert calls == ["AMZN"]
+
+    app.resolve(EVENTS[kind]("/private"), LAMBDA_CONTEXT)
+    answer = app.resolve(EVENTS[kind]("/private"), LAMBDA_CONTEXT)
+    assert calls == ["AMZN", "private", "private"]
+    assert "s=1" in json.dumps(answer)  # the cookie survives the pass-through
+
+
+# ---------------------------------------------------------------- the example and settings
+
+
+def test_the_example_handler_answers_304_to_a_matching_if_none_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setenv("QUOTE_ORIGIN_DELAY", "0")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "StratacacheTest")
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "app"))
+    monkeypatch.delitem(sys.modules, "handler", raising=False)
+    app = importlib.import_module("handler")
+    first = app.handler(http_v2_event(), None)
+    assert json.loads(first["body"])["symbol"] == "AMZN"
+    assert header(first, "Cache-Control") == "max-age=300, s-maxage=300, " + (
+        "stale-while-revalidate=30, stale-if-error=30"
+    )
+    again = app.handler(http_v2_event(headers={"If-None-Match": str(header(first, "ETag"))}), None)
+    assert again["statusCode"] == 304
+    monkeypatch.delitem(sys.modules, "handler")
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        ({"ttl": -1}, "ttl"),
+        ({"grace": 0}, "grace"),
+        ({"browser_ttl": -5}, "browser_ttl"),
+        ({"vary": ["Authorization"]}, "vary"),
+        ({"name": "has space"}, "name"),
+    ],
+)
+def test_bad_settings_raise_configuration_error_naming_them(
+    options: dict[str, Any], setting: str, clock: FakeClock
+) -> None:
+    with pytest.raises(ConfigurationError, match=setting):
+        HttpCache(cache=memory_cache(clock), **options)
+
+
+def test_the_decorator_works_bare_and_keeps_the_handler_s_name() -> None:
+    @http_cached
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return {"statusCode": 200, "body": "x"}
+
+    assert handler.__name__ == "handler"
+    assert isinstance(handler.http_cache, HttpCache)  # type: ignore[attr-defined]
+    assert header(handler(copy.deepcopy(rest_v1_event()), None), "ETag") is not None
