@@ -37,7 +37,7 @@ venv: $(STAMP)
 sam-venv: $(SAM_STAMP)
 
 test: $(STAMP) $(SAM_STAMP)
-	$(PY) -m pytest
+	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)

@@ -6,6 +6,7 @@ Test modules import from here, never from each other.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from stratacache.tiers import MemoryTier
@@ -38,7 +39,8 @@ class BrokenTier(MemoryTier):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SAM_BIN = ROOT / ".venv-sam" / "bin"
+# `make test SAM_VENV=...` passes its SAM virtual environment on; .venv-sam otherwise.
+SAM_BIN = ROOT / os.environ.get("SAM_VENV", ".venv-sam") / "bin"
 
 
 def sam_tool(name: str) -> str:
@@ -49,5 +51,18 @@ def sam_tool(name: str) -> str:
 
 
 def sam_env() -> dict[str, str]:
-    """The environment SAM CLI runs in: no telemetry, a region."""
-    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    """The environment SAM CLI runs in: no telemetry, a region, no outer make's flags."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return {**env, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class Build:
+    """What ``sam build`` made (the e2e session fixture ``sam_built``)."""
+
+    root: Path  # the build folder: one folder per resource, and the built template
+    function: Path  # the example function's code, as it lands in /var/task
+
+    def layer(self, version: str) -> Path:
+        """The python``version`` layer's python/ folder, as it lands in /opt/python."""
+        return self.root / ("StratacacheLayerPython" + version.replace(".", "")) / "python"
