@@ -5,9 +5,13 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from stratacache.tiers import MemoryTier
 
@@ -66,3 +70,80 @@ class Build:
     def layer(self, version: str) -> Path:
         """The python``version`` layer's python/ folder, as it lands in /opt/python."""
         return self.root / ("StratacacheLayerPython" + version.replace(".", "")) / "python"
+
+
+# ---------------------------------------------------------------- template.yaml
+
+
+_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+for resource in template["Resources"].values():
+    for key in ("CodeUri", "ContentUri"):  # local folders until `sam package` uploads them
+        if key in resource.get("Properties", {}):
+            resource["Properties"][key] = "s3://bucket/" + key
+json.dump(transform(template, json.loads(sys.argv[2]), NoManagedPolicies()), sys.stdout)
+"""
+
+
+@cache
+def _transformed(parameters: str) -> str:
+    result = subprocess.run(
+        [sam_tool("python"), "-c", _TRANSFORM, str(ROOT / "template.yaml"), parameters],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=sam_env(),
+        timeout=120,
+    )
+    return result.stdout
+
+
+def sam_transform(**parameters: str) -> dict[str, Any]:
+    """template.yaml as CloudFormation gets it after the SAM transform, for these parameters."""
+    transformed: dict[str, Any] = json.loads(_transformed(json.dumps(parameters, sort_keys=True)))
+    return transformed
+
+
+def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """``node`` with conditions (Fn::If) and parameter Refs decided for ``parameters``.
+
+    Other intrinsic functions (Fn::Sub, Fn::GetAtt, resource Refs) are left as they are.
+    """
+
+    def value(node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (value(item) for item in node) if v != {"Ref": "AWS::NoValue"}]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return value(yes if condition(template["Conditions"][name]) else no)
+        if set(node) == {"Ref"} and node["Ref"] in template.get("Parameters", {}):
+            default = template["Parameters"][node["Ref"]].get("Default")
+            return parameters.get(node["Ref"], default)
+        return {k: v for k, v in ((k, value(v)) for k, v in node.items())
+                if v != {"Ref": "AWS::NoValue"}}  # fmt: skip
+
+    def condition(node: Any) -> bool:
+        ((function, args),) = node.items()
+        if function == "Condition":
+            return condition(template["Conditions"][args])
+        if function == "Fn::Equals":
+            return bool(value(args[0]) == value(args[1]))
+        if function == "Fn::And":
+            return all(condition(arg) for arg in args)
+        if function == "Fn::Or":
+            return any(condition(arg) for arg in args)
+        if function == "Fn::Not":
+            return not condition(args[0])
+        raise AssertionError(f"unexpected condition {node}")
+
+    return value(node)
