@@ -134,7 +134,10 @@ def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str])
 
     def condition(node: Any) -> bool:
         ((function, args),) = node.items()
-        if function == "Condition":
+        if function in (
+            "Condition",
+            "Fn::Condition",
+        ):  # as SAM writes it, and as YAML reads !Condition
             return condition(template["Conditions"][args])
         if function == "Fn::Equals":
             return bool(value(args[0]) == value(args[1]))
