@@ -14,7 +14,7 @@ RUNTIMES := 3.10 3.11 3.12 3.13
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
 	@echo "make test    install what the tests need, lint, run the whole suite"
-	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3"
+	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
