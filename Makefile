@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed-dev
 # AWS SAM CLI pins its own boto3, so it lives in a virtual environment of its own.
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-sam
-ARCHS := x86_64 arm64
-RUNTIMES := 3.10 3.11 3.12 3.13
+ARCHS ?= x86_64 arm64
+RUNTIMES ?= 3.10 3.11 3.12 3.13
+DIST ?= dist
 
 .PHONY: help venv sam-venv test lint demo bench layer layer-lock sam-build validate clean
 
@@ -54,22 +55,22 @@ bench: $(STAMP)
 # One zip per Python runtime and architecture, built by the targets `sam build` runs; a
 # runtime without an interpreter on this machine is skipped, and said so.
 layer:
-	rm -rf dist/layer && mkdir -p dist
+	rm -rf $(DIST)/layer && mkdir -p $(DIST)
 	@built=""; skipped=""; \
 	for version in $(RUNTIMES); do \
 		if [ -z "$$(sh layer/find-python.sh $$version)" ]; then skipped="$$skipped python$$version"; continue; fi; \
 		for arch in $(ARCHS); do \
 			name=python$$version-$$arch; \
 			$(MAKE) --no-print-directory -C layer build-StratacacheLayerPython$$(echo $$version | tr -d .) \
-				ARCH=$$arch ARTIFACTS_DIR=$(CURDIR)/dist/layer/$$name >dist/layer-$$name.log 2>&1 \
-				|| { cat dist/layer-$$name.log; exit 1; }; \
-			$(PYTHON) -m devkit.layerzip dist/layer/$$name dist/stratacache-layer-$$name.zip || exit 1; \
+				ARCH=$$arch ARTIFACTS_DIR=$(abspath $(DIST))/layer/$$name >$(DIST)/layer-$$name.log 2>&1 \
+				|| { cat $(DIST)/layer-$$name.log; exit 1; }; \
+			$(PYTHON) -m devkit.layerzip $(DIST)/layer/$$name $(DIST)/stratacache-layer-$$name.zip || exit 1; \
 			built="$$built $$name"; \
 		done; \
 	done; \
 	for name in $$built; do \
-		zip=dist/stratacache-layer-$$name.zip; \
-		echo "$$zip: $$(wc -c < $$zip | tr -d ' ') bytes zipped, $$(du -sk dist/layer/$$name | cut -f1) KiB unzipped"; \
+		zip=$(DIST)/stratacache-layer-$$name.zip; \
+		echo "$$zip: $$(wc -c < $$zip | tr -d ' ') bytes zipped, $$(du -sk $(DIST)/layer/$$name | cut -f1) KiB unzipped"; \
 	done; \
 	if [ -n "$$skipped" ]; then echo "skipped (no interpreter with pip found):$$skipped"; fi
 

@@ -9,7 +9,9 @@ as the x86_64 layer, bytecode for every module, and no native binary at all.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +246,44 @@ def test_each_template_layer_declares_the_one_runtime_whose_bytecode_it_carries(
         assert sorted(properties["CompatibleArchitectures"]) == ["arm64", "x86_64"]
         tags = {p.name.split(".")[1] for p in sam_built.layer(version).rglob("*.pyc")}
         assert tags == {cpython_tag(version)}
+
+
+def test_make_layer_builds_what_it_can_says_what_it_skipped_and_prints_sizes(
+    tmp_path: Path,
+) -> None:
+    version = next((v for v in reversed(RUNTIMES) if layer_interpreter(v)), None)
+    if version is None:
+        pytest.skip("no layer runtime interpreter on this machine")
+    out = subprocess.run(
+        ["make", "--no-print-directory", "layer", f"RUNTIMES=3.99 {version}",
+         "ARCHS=arm64", f"DIST={tmp_path}"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout  # fmt: skip
+    zipped = tmp_path / f"stratacache-layer-python{version}-arm64.zip"
+    assert f"{zipped}: {zipped.stat().st_size} bytes zipped" in out
+    assert "KiB unzipped" in out
+    assert "skipped (no interpreter with pip found): python3.99" in out
+    with zipfile.ZipFile(zipped) as archive:
+        names = archive.namelist()
+    assert "python/stratacache/__init__.py" in names
+    assert f"python/stratacache/__pycache__/__init__.{cpython_tag(version)}.pyc" in names
+
+
+def test_sam_build_fails_naming_the_variable_when_a_runtime_has_no_interpreter(
+    tmp_path: Path,
+) -> None:
+    out = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT / "layer"),
+         "build-StratacacheLayerPython399", f"ARTIFACTS_DIR={tmp_path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "no python3.99 with pip found" in out.stdout
+    assert "LAYER_PYTHON_3_99=" in out.stdout

@@ -68,6 +68,18 @@ def test_one_layer_per_runtime_each_declaring_only_its_own() -> None:
         assert layer["DeletionPolicy"] == "Retain"
 
 
+def test_every_layer_version_is_an_output_exported_per_runtime() -> None:
+    outputs = deployed({})["Outputs"]
+    for minor in (10, 11, 12, 13):
+        output = outputs[f"LayerVersionArnPython3{minor}"]
+        assert output["Export"]["Name"] == {
+            "Fn::Sub": f"stratacache-${{Stage}}-python3{minor}-LayerVersionArn"
+        }
+        assert re.fullmatch(
+            rf"StratacacheLayerPython3{minor}[0-9a-f]{{10}}", output["Value"]["Ref"]
+        )
+
+
 def test_each_function_takes_the_layers_of_its_own_runtime() -> None:
     resources = deployed(REDIS_IAM)["Resources"]
     for name in FUNCTIONS:
@@ -165,7 +177,7 @@ def test_a_stream_batch_that_fails_every_retry_is_kept_in_a_queue() -> None:
     queue_arn = {"Fn::GetAtt": ["QuoteInvalidatorFailures", "Arn"]}
     assert source["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["MaximumRetryAttempts"] > 0
+    assert source["MaximumRetryAttempts"] == 10
     queue = resources["QuoteInvalidatorFailures"]
     assert queue["Type"] == "AWS::SQS::Queue"
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
