@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         herd_row(redis_server.url, workers=4 if quick else 16)
         coldstart.show(
             coldstart.run(
-                rounds=1 if quick else 9,
+                rounds=1 if quick else 15,
                 warm=3 if quick else 9,
                 redis_url=redis_server.url,
                 endpoint=moto.endpoint,

@@ -174,7 +174,9 @@ class LambdaEnvironment(Running):
 
     def start(self) -> LambdaEnvironment:
         code = RUN_CLIENT.format(path=self.path, handler=self.handler)
-        argv = read_only_argv(self.read_only, [self.python, "-I", "-S", "-c", code])
+        # -S -s: no site-packages of this interpreter; not -I, which would also ignore
+        # PYTHONDONTWRITEBYTECODE. The environment is this class's, nothing inherited.
+        argv = read_only_argv(self.read_only, [self.python, "-S", "-s", "-c", code])
         with self.log.open("ab") as out:
             self.started = time.perf_counter()
             self.proc = subprocess.Popen(
@@ -198,6 +200,16 @@ class LambdaEnvironment(Running):
                 raise RuntimeError(f"invocation failed: {payload}\n{self.output()}")
             payloads.append(payload)
         return payloads
+
+    def cpu_ms(self) -> float | None:
+        """CPU time the function's main thread has used so far (Linux), or None."""
+        if self.proc is None:
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/schedstat") as stat:
+                return int(stat.read().split()[0]) / 1e6
+        except (OSError, ValueError, IndexError):
+            return None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

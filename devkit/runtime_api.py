@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,6 +36,9 @@ class RuntimeAPI(Running):
         """When the function first asked for an event: its initialisation was over."""
         self.handed_out: dict[str, float] = {}
         self.answered: dict[str, float] = {}
+        self.probe: Callable[[], float | None] | None = None
+        """Called at every request for an event (e.g. the function's CPU time so far)."""
+        self.probes: list[float | None] = []
         self._done = threading.Condition()
         api = self
 
@@ -48,6 +52,8 @@ class RuntimeAPI(Running):
                     return
                 if api.first_poll is None:
                     api.first_poll = time.perf_counter()
+                if api.probe is not None:
+                    api.probes.append(api.probe())
                 request_id, body = api.events.get()
                 api.handed_out[request_id] = time.perf_counter()
                 self.send_response(200)

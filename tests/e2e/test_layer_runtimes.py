@@ -104,6 +104,7 @@ print(json.dumps({{
     "origins": origins,
     "stats": double.cache.stats(),
     "version": list(sys.version_info[:2]),
+    "dont_write_bytecode": sys.flags.dont_write_bytecode,
 }}))
 """
 
@@ -131,8 +132,10 @@ def test_the_layer_imports_without_compiling_and_answers_from_l2_and_l3(
     )
     env = {**servers_env, "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run(
-        read_only_argv([layer], [python, "-I", "-S", "-c", code]),
+        # -S -s: no site-packages; not -I, which would ignore PYTHONDONTWRITEBYTECODE.
+        read_only_argv([layer], [python, "-S", "-s", "-c", code]),
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
@@ -143,6 +146,7 @@ def test_the_layer_imports_without_compiling_and_answers_from_l2_and_l3(
     print(f"python{version}: imported in {report['import_ms']:.0f} ms")
     assert report["version"] == [3, int(version.split(".")[1])]
     assert report["writable"] is False  # as /opt is on Lambda
+    assert report["dont_write_bytecode"] == 1
     assert report["compiled"] == []  # every module came from the layer's bytecode
     library = {p.relative_to(layer).with_suffix("").as_posix().replace("/", ".")
                for p in (layer / "stratacache").rglob("*.py")}  # fmt: skip
