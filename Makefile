@@ -6,16 +6,18 @@ STAMP := $(VENV)/.installed-dev
 # AWS SAM CLI pins its own boto3, so it lives in a virtual environment of its own.
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-sam
-ARCHS := x86_64 arm64
+ARCHS ?= x86_64 arm64
+RUNTIMES ?= 3.10 3.11 3.12 3.13
+DIST ?= dist
 
-.PHONY: help venv sam-venv test lint demo report bench layer sam-build validate clean
+.PHONY: help venv sam-venv test lint demo report bench layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
 	@echo "make test    install what the tests need, lint, run the whole suite"
 	@echo "make report  the demo's EMF lines as hit rates and a monthly cost estimate (dist/report.*)"
-	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3"
-	@echo "make layer   dist/ layer zips for x86_64 and arm64, with their sizes"
+	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
+	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
 
@@ -37,7 +39,7 @@ venv: $(STAMP)
 sam-venv: $(SAM_STAMP)
 
 test: $(STAMP) $(SAM_STAMP)
-	$(PY) -m pytest
+	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
@@ -60,18 +62,31 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m devkit.bench
 
-# One zip per architecture, built by the same target `sam build` runs.
+# One zip per Python runtime and architecture, built by the targets `sam build` runs; a
+# runtime without an interpreter on this machine is skipped, and said so.
 layer:
-	rm -rf dist/layer && mkdir -p dist
-	@for arch in $(ARCHS); do \
-		$(MAKE) --no-print-directory -C layer build-StratacacheLayer ARCH=$$arch \
-			ARTIFACTS_DIR=$(CURDIR)/dist/layer/$$arch PYTHON=$(PYTHON) || exit 1; \
-		$(PYTHON) -m devkit.layerzip dist/layer/$$arch dist/stratacache-layer-$$arch.zip || exit 1; \
-	done
-	@for arch in $(ARCHS); do \
-		zip=dist/stratacache-layer-$$arch.zip; \
-		echo "$$zip: $$(wc -c < $$zip | tr -d ' ') bytes zipped, $$(du -sk dist/layer/$$arch | cut -f1) KiB unzipped"; \
-	done
+	rm -rf $(DIST)/layer && mkdir -p $(DIST)
+	@built=""; skipped=""; \
+	for version in $(RUNTIMES); do \
+		if [ -z "$$(sh layer/find-python.sh $$version)" ]; then skipped="$$skipped python$$version"; continue; fi; \
+		for arch in $(ARCHS); do \
+			name=python$$version-$$arch; \
+			$(MAKE) --no-print-directory -C layer build-StratacacheLayerPython$$(echo $$version | tr -d .) \
+				ARCH=$$arch ARTIFACTS_DIR=$(abspath $(DIST))/layer/$$name >$(DIST)/layer-$$name.log 2>&1 \
+				|| { cat $(DIST)/layer-$$name.log; exit 1; }; \
+			$(PYTHON) -m devkit.layerzip $(DIST)/layer/$$name $(DIST)/stratacache-layer-$$name.zip || exit 1; \
+			built="$$built $$name"; \
+		done; \
+	done; \
+	for name in $$built; do \
+		zip=$(DIST)/stratacache-layer-$$name.zip; \
+		echo "$$zip: $$(wc -c < $$zip | tr -d ' ') bytes zipped, $$(du -sk $(DIST)/layer/$$name | cut -f1) KiB unzipped"; \
+	done; \
+	if [ -n "$$skipped" ]; then echo "skipped (no interpreter with pip found):$$skipped"; fi
+
+# Re-resolve layer/requirements.in into the per-runtime hashed locks the layer build installs.
+layer-lock:
+	$(PYTHON) -m devkit.layerlock $(RUNTIMES)
 
 sam-build: $(SAM_STAMP)
 	$(SAM_VENV)/bin/sam build

@@ -5,7 +5,9 @@ turns, round after round, and each reports the median of its rounds, so a
 noisy neighbour slows both sides alike. The numbers are ratios to read, not
 limits to enforce; nothing here fails on timing.
 
-``python -m devkit.bench --quick`` runs every row with few iterations (for tests).
+The cold-start rows come from ``devkit.coldstart`` (the built layer under the
+Lambda runtime client). ``python -m devkit.bench --quick`` runs every row with
+few iterations (for tests).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from devkit import coldstart
 from devkit.servers import MotoServer, RedisServer, create_cache_table, fake_aws_environment
 
 VALUE = {"symbol": "AMZN", "price": 187.42, "currency": "USD", "tags": ["tech", "retail"]}
@@ -338,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         l3_row(moto.endpoint, rounds=3 if quick else 9, calls=5 * scale // 2 or 5)
         batch_row(redis_server.url, moto.endpoint, ids=20 if quick else 100)
         herd_row(redis_server.url, workers=4 if quick else 16)
+        coldstart.show(
+            coldstart.run(
+                rounds=1 if quick else 15,
+                warm=3 if quick else 9,
+                redis_url=redis_server.url,
+                endpoint=moto.endpoint,
+            )
+        )
     import_row(runs=2 if quick else 7)
     return 0
 

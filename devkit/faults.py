@@ -256,8 +256,15 @@ class BlackHole(Running):
         self._listener.close()
 
 
-def self_signed_certificate(directory: str, host: str = "localhost") -> tuple[str, str]:
-    """Write a self-signed certificate for ``host`` and its key; return (cert, key) paths."""
+def self_signed_certificate(
+    directory: str, host: str = "localhost", addresses: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """Write a self-signed certificate for ``host`` (and IP ``addresses``) and its key.
+
+    Returns the (cert, key) paths.
+    """
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -274,7 +281,12 @@ def self_signed_certificate(directory: str, host: str = "localhost") -> tuple[st
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -43,7 +46,8 @@ class BrokenTier(MemoryTier):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SAM_BIN = ROOT / ".venv-sam" / "bin"
+# `make test SAM_VENV=...` passes its SAM virtual environment on; .venv-sam otherwise.
+SAM_BIN = ROOT / os.environ.get("SAM_VENV", ".venv-sam") / "bin"
 
 
 def sam_tool(name: str) -> str:
@@ -54,8 +58,9 @@ def sam_tool(name: str) -> str:
 
 
 def sam_env() -> dict[str, str]:
-    """The environment SAM CLI runs in: no telemetry, a region."""
-    return {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    """The environment SAM CLI runs in: no telemetry, a region, no outer make's flags."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return {**env, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 # EMF lines as Powertools prints them
@@ -326,3 +331,95 @@ def dynamodb_calls(client: Any) -> list[str]:
     calls: list[str] = []
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     return calls
+
+
+@dataclass
+class Build:
+    """What ``sam build`` made (the e2e session fixture ``sam_built``)."""
+
+    root: Path  # the build folder: one folder per resource, and the built template
+    function: Path  # the example function's code, as it lands in /var/task
+
+    def layer(self, version: str) -> Path:
+        """The python``version`` layer's python/ folder, as it lands in /opt/python."""
+        return self.root / ("StratacacheLayerPython" + version.replace(".", "")) / "python"
+
+
+# ---------------------------------------------------------------- template.yaml
+
+
+_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+for resource in template["Resources"].values():
+    for key in ("CodeUri", "ContentUri"):  # local folders until `sam package` uploads them
+        if key in resource.get("Properties", {}):
+            resource["Properties"][key] = "s3://bucket/" + key
+json.dump(transform(template, json.loads(sys.argv[2]), NoManagedPolicies()), sys.stdout)
+"""
+
+
+@cache
+def _transformed(parameters: str) -> str:
+    result = subprocess.run(
+        [sam_tool("python"), "-c", _TRANSFORM, str(ROOT / "template.yaml"), parameters],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=sam_env(),
+        timeout=120,
+    )
+    return result.stdout
+
+
+def sam_transform(**parameters: str) -> dict[str, Any]:
+    """template.yaml as CloudFormation gets it after the SAM transform, for these parameters."""
+    transformed: dict[str, Any] = json.loads(_transformed(json.dumps(parameters, sort_keys=True)))
+    return transformed
+
+
+def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """``node`` with conditions (Fn::If) and parameter Refs decided for ``parameters``.
+
+    Other intrinsic functions (Fn::Sub, Fn::GetAtt, resource Refs) are left as they are.
+    """
+
+    def value(node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (value(item) for item in node) if v != {"Ref": "AWS::NoValue"}]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return value(yes if condition(template["Conditions"][name]) else no)
+        if set(node) == {"Ref"} and node["Ref"] in template.get("Parameters", {}):
+            default = template["Parameters"][node["Ref"]].get("Default")
+            return parameters.get(node["Ref"], default)
+        return {k: v for k, v in ((k, value(v)) for k, v in node.items())
+                if v != {"Ref": "AWS::NoValue"}}  # fmt: skip
+
+    def condition(node: Any) -> bool:
+        ((function, args),) = node.items()
+        if function in (
+            "Condition",
+            "Fn::Condition",
+        ):  # as SAM writes it, and as YAML reads !Condition
+            return condition(template["Conditions"][args])
+        if function == "Fn::Equals":
+            return bool(value(args[0]) == value(args[1]))
+        if function == "Fn::And":
+            return all(condition(arg) for arg in args)
+        if function == "Fn::Or":
+            return any(condition(arg) for arg in args)
+        if function == "Fn::Not":
+            return not condition(args[0])
+        raise AssertionError(f"unexpected condition {node}")
+
+    return value(node)

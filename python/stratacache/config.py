@@ -28,6 +28,9 @@ ENV_BREAKER_COOLDOWN = "STRATACACHE_BREAKER_COOLDOWN"
 ENV_REDIS_CLUSTER = "STRATACACHE_REDIS_CLUSTER"
 ENV_REDIS_MAX_VALUE_BYTES = "STRATACACHE_REDIS_MAX_VALUE_BYTES"
 ENV_REDIS_TIMEOUT = "STRATACACHE_REDIS_TIMEOUT"
+ENV_REDIS_IAM_USER = "STRATACACHE_REDIS_IAM_USER"
+ENV_REDIS_IAM_CACHE = "STRATACACHE_REDIS_IAM_CACHE"
+ENV_REDIS_IAM_SERVERLESS = "STRATACACHE_REDIS_IAM_SERVERLESS"
 ENV_DYNAMODB_TIMEOUT = "STRATACACHE_DYNAMODB_TIMEOUT"
 ENV_METRICS_DISABLED = "STRATACACHE_METRICS_DISABLED"
 ENV_METRICS_FUNCTION_NAME = "STRATACACHE_METRICS_FUNCTION_NAME"
@@ -224,6 +227,22 @@ def resolve_redis_cluster(explicit: bool | None) -> bool:
     if explicit is not None:
         return bool(explicit)
     return env_flag(ENV_REDIS_CLUSTER)
+
+
+def resolve_redis_iam() -> tuple[str, str, bool] | None:
+    """``(user_id, cache_name, serverless)`` when ``STRATACACHE_REDIS_IAM_USER`` is set, else None.
+
+    The environment's Redis tier then signs in with ElastiCache IAM auth tokens.
+    """
+    user = env_str(ENV_REDIS_IAM_USER)
+    if user is None:
+        return None
+    cache = env_str(ENV_REDIS_IAM_CACHE)
+    if cache is None:
+        raise ConfigurationError(
+            f"{ENV_REDIS_IAM_USER} needs {ENV_REDIS_IAM_CACHE}: the cache's name"
+        )
+    return user, cache, env_flag(ENV_REDIS_IAM_SERVERLESS)
 
 
 def resolve_metrics_interval() -> float:

@@ -140,14 +140,6 @@ def test_the_checker_catches_a_doctored_template(action: str, resource: object) 
     assert len(dynamodb_wildcards(doctored)) == 1
 
 
-def test_the_layer_is_retained_and_serves_every_supported_runtime() -> None:
-    layer = load_cloudformation()["Resources"]["StratacacheLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "makefile"
-    assert layer["Properties"]["RetentionPolicy"] == "Retain"
-    assert layer["Properties"]["CompatibleRuntimes"] == [f"python3.{n}" for n in (10, 11, 12, 13)]
-    assert sorted(layer["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
-
-
 def test_the_table_has_ttl_on_the_attribute_the_tier_writes_and_encryption() -> None:
     table = load_cloudformation()["Resources"]["CacheTable"]["Properties"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from stratacache.config import ENV_REDIS_URL, ENV_TABLE_NAME, env_str
+from stratacache.config import ENV_REDIS_URL, ENV_TABLE_NAME, env_str, resolve_redis_iam
 from stratacache.errors import ConfigurationError
 from stratacache.tiers.base import MISS, Tier
 from stratacache.tiers.dynamodb import DynamoDBTier
@@ -38,7 +38,7 @@ def shared_tier(kind: str) -> Tier:
     every one that asks for ``"dynamodb"`` one boto3 client.
     """
     if kind == "redis":
-        setting, factory = env_str(ENV_REDIS_URL), RedisTier
+        setting, factory = env_str(ENV_REDIS_URL), _redis_from_env
         name = ENV_REDIS_URL
     elif kind == "dynamodb":
         setting, factory = env_str(ENV_TABLE_NAME), DynamoDBTier  # type: ignore[assignment]
@@ -54,6 +54,18 @@ def shared_tier(kind: str) -> Tier:
             # is reported under the variable's name.
             tier = _shared[(kind, setting)] = factory()
         return tier
+
+
+def _redis_from_env(url: str) -> Tier:
+    """A RedisTier on ``url``; with ``STRATACACHE_REDIS_IAM_USER``, signed in by IAM token."""
+    iam = resolve_redis_iam()
+    if iam is None:
+        return RedisTier(url)
+    from stratacache.iam import ElastiCacheIAMProvider
+
+    user, cache, serverless = iam
+    provider = ElastiCacheIAMProvider(user, cache, serverless=serverless)
+    return RedisTier(url, credential_provider=provider)
 
 
 def tiers_from_env(maxsize: int | None = None) -> list[Tier]:

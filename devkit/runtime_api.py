@@ -3,7 +3,9 @@
 It serves ``/2018-06-01/runtime/invocation/next`` (one queued event per call,
 blocking while the queue is empty, as Lambda does), records what the client
 posts to ``/invocation/{id}/response`` and ``/invocation/{id}/error``, and
-records ``/runtime/init/error``.
+records ``/runtime/init/error``. It notes when each event was handed out and
+answered (``time.perf_counter()``), which ``devkit.coldstart`` turns into
+initialisation and invocation times.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +32,13 @@ class RuntimeAPI(Running):
         self.events: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.results: dict[str, tuple[str, Any]] = {}
         self.init_errors: list[Any] = []
+        self.first_poll: float | None = None
+        """When the function first asked for an event: its initialisation was over."""
+        self.handed_out: dict[str, float] = {}
+        self.answered: dict[str, float] = {}
+        self.probe: Callable[[], float | None] | None = None
+        """Called at every request for an event (e.g. the function's CPU time so far)."""
+        self.probes: list[float | None] = []
         self._done = threading.Condition()
         api = self
 
@@ -40,7 +50,12 @@ class RuntimeAPI(Running):
                 if self.path != f"{_PREFIX}/invocation/next":
                     self.send_error(404)
                     return
+                if api.first_poll is None:
+                    api.first_poll = time.perf_counter()
+                if api.probe is not None:
+                    api.probes.append(api.probe())
                 request_id, body = api.events.get()
+                api.handed_out[request_id] = time.perf_counter()
                 self.send_response(200)
                 self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
                 self.send_header(
@@ -54,6 +69,7 @@ class RuntimeAPI(Running):
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                posted = time.perf_counter()
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"null")
                 parts = self.path.removeprefix(_PREFIX).strip("/").split("/")
@@ -65,6 +81,7 @@ class RuntimeAPI(Running):
                     and parts[2] in ("response", "error")
                 ):
                     with api._done:
+                        api.answered[parts[1]] = posted
                         api.results[parts[1]] = (parts[2], payload)
                         api._done.notify_all()
                 else:

@@ -1,0 +1,43 @@
+"""The build every end-to-end test goes through: ``sam build`` once per session.
+
+``sam build`` runs ``layer/Makefile`` once per layer resource, so this one build
+gives the python3.10 to 3.13 layers (x86_64) exactly as they are deployed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from devkit.lambda_local import RUNTIMES, build_layer, layer_interpreter
+
+from tests.support import ROOT, Build, sam_env, sam_tool
+
+
+@pytest.fixture(scope="session")
+def sam_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    out = tmp_path_factory.mktemp("sam-build")
+    result = subprocess.run(
+        [sam_tool("sam"), "build", "--build-dir", str(out / "build"),
+         "--cache-dir", str(out / "cache"), "--no-cached"],
+        cwd=ROOT,
+        env=sam_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Build(out / "build", out / "build" / "QuoteFunction")
+
+
+@pytest.fixture(scope="session")
+def arm64_layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The arm64 layer of every runtime this machine has an interpreter for."""
+    out = tmp_path_factory.mktemp("arm64-layers")
+    return {
+        version: build_layer(version, "arm64", out / version)
+        for version in RUNTIMES
+        if layer_interpreter(version)
+    }
