@@ -142,7 +142,7 @@ def template_env(
         monkeypatch.setenv(name, value)
     yield env
     for tier in stratacache.tiers._shared.values():
-        tier.close()  # type: ignore[attr-defined]
+        tier.close()
 
 
 def squares_of(namespace: str) -> Any:

@@ -56,16 +56,16 @@ def shared_tier(kind: str) -> Tier:
         return tier
 
 
-def _redis_from_env(url: str) -> Tier:
-    """A RedisTier on ``url``; with ``STRATACACHE_REDIS_IAM_USER``, signed in by IAM token."""
+def _redis_from_env() -> Tier:
+    """A RedisTier on ``STRATACACHE_REDIS_URL``; with ``STRATACACHE_REDIS_IAM_USER``, by IAM token."""
     iam = resolve_redis_iam()
     if iam is None:
-        return RedisTier(url)
+        return RedisTier()
     from stratacache.iam import ElastiCacheIAMProvider
 
     user, cache, serverless = iam
     provider = ElastiCacheIAMProvider(user, cache, serverless=serverless)
-    return RedisTier(url, credential_provider=provider)
+    return RedisTier(credential_provider=provider)
 
 
 def tiers_from_env(maxsize: int | None = None) -> list[Tier]:
