@@ -57,7 +57,7 @@ def shared_tier(kind: str) -> Tier:
 
 
 def _redis_from_env() -> Tier:
-    """A RedisTier on ``STRATACACHE_REDIS_URL``; with ``STRATACACHE_REDIS_IAM_USER``, by IAM token."""
+    """A RedisTier on ``STRATACACHE_REDIS_URL``, signed in by IAM token when so configured."""
     iam = resolve_redis_iam()
     if iam is None:
         return RedisTier()
