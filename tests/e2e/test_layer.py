@@ -31,7 +31,7 @@ from devkit.lambda_local import (
 from devkit.runtime_api import RuntimeAPI
 from devkit.servers import MotoServer, RedisServer, fake_aws_environment
 
-from tests.support import Build
+from tests.support import Build, tier_lines
 
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -91,7 +91,8 @@ def run_environment(
 def tiers(docs: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
     """``{tier: (hits, misses, errors)}`` of one invocation's EMF lines."""
     return {
-        doc["tier"]: (doc["CacheHit"][0], doc["CacheMiss"][0], doc["CacheError"][0]) for doc in docs
+        doc["tier"]: (doc["CacheHit"][0], doc["CacheMiss"][0], doc["CacheError"][0])
+        for doc in tier_lines(docs)
     }
 
 
