@@ -41,7 +41,7 @@ def shared_tier(kind: str) -> Tier:
         setting, factory = env_str(ENV_REDIS_URL), _redis_from_env
         name = ENV_REDIS_URL
     elif kind == "dynamodb":
-        setting, factory = env_str(ENV_TABLE_NAME), DynamoDBTier  # type: ignore[assignment]
+        setting, factory = env_str(ENV_TABLE_NAME), DynamoDBTier
         name = ENV_TABLE_NAME
     else:
         raise ConfigurationError(f"tier must be one of {TIER_NAMES} or a Tier, got {kind!r}")
