@@ -423,3 +423,49 @@ def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str])
         raise AssertionError(f"unexpected condition {node}")
 
     return value(node)
+
+
+# ---------------------------------------------------------------- DynamoDB items
+
+
+def dynamodb_attribute_values() -> Any:
+    """A hypothesis strategy: any attribute value DynamoDB can hand back, as boto3's client does.
+
+    ``{"S": str}``, ``{"N": str}``, ``{"B": bytes}``, ``{"BOOL": bool}``, ``{"NULL": True}``,
+    the sets ``SS``, ``NS``, ``BS``, and ``L`` / ``M`` nesting any of them.
+    """
+    from hypothesis import strategies as st
+
+    numbers = st.one_of(
+        st.integers(-(10**30), 10**30).map(str),
+        # Within DynamoDB's range and its 38 digits of precision.
+        st.decimals(-(10**30), 10**30, places=6, allow_nan=False, allow_infinity=False).map(str),
+    )
+    text = st.text(max_size=12)
+    scalars = st.one_of(
+        st.builds(lambda s: {"S": s}, text),
+        st.builds(lambda n: {"N": n}, numbers),
+        st.builds(lambda b: {"B": b}, st.binary(max_size=80)),
+        st.builds(lambda b: {"BOOL": b}, st.booleans()),
+        st.just({"NULL": True}),
+        st.builds(lambda s: {"SS": s}, st.lists(text, min_size=1, max_size=3, unique=True)),
+        st.builds(
+            lambda n: {"NS": [str(x) for x in n]},
+            st.lists(st.integers(-999, 999), min_size=1, max_size=3, unique=True),
+        ),
+        st.builds(
+            lambda b: {"BS": b},
+            st.lists(st.binary(max_size=9), min_size=1, max_size=3, unique=True),
+        ),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+            st.builds(
+                lambda fields: {"M": fields},
+                st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=3),
+            ),
+        ),
+        max_leaves=6,
+    )

@@ -6,21 +6,26 @@ Each is a counted miss, never code execution, and is replaced by the fresh value
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import pickle
 import struct
+import time
 import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from stratacache import JsonSerializer, PickleSerializer, cached_tiered
+from stratacache import JsonSerializer, PickleSerializer, TieredCache, cached_tiered
 from stratacache.envelope import Codec
 from stratacache.serialization import Serializer
 from stratacache.tiers import DynamoDBTier, RedisTier
 from stratacache.tiers.base import Tier
+from tests.support import FakeClock, dynamodb_attribute_values
 
 KEY = b"a signing key of 32 bytes, or so"
 _HEADER = struct.Struct(">2sBB8sQQQQI")
@@ -208,3 +213,82 @@ def test_the_file_payload_is_live(tmp_path: Path) -> None:
     blob = poisons(target, Codec(), "x", "y")["bare pickle that creates a file"]
     pickle.loads(blob).close()
     assert target.exists()
+
+
+# ---------------------------------------------------------------- any DynamoDB item
+
+VERSION = b"ver-8byt"
+NOW = time.time()
+_examples = itertools.count()
+
+
+def dynamodb_items() -> Any:
+    """What can sit at a cache key of a shared table: ``v``, ``ver`` and ``ttl`` of any shape.
+
+    ``"ours"`` stands for this cache's own, valid envelope (version :data:`VERSION`).
+    """
+    values = dynamodb_attribute_values()
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "v": st.one_of(st.just("ours"), values),
+            "ver": st.one_of(st.just({"B": VERSION}), values),
+            "ttl": st.one_of(
+                st.builds(lambda s: {"N": str(int(NOW + s))}, st.integers(-86_400, 86_400)),
+                values,
+            ),
+            "other": values,
+        },
+    )
+
+
+def _expired(item: dict[str, Any]) -> bool:
+    ttl = item.get("ttl", {})
+    return "N" in ttl and float(ttl["N"]) <= time.time()
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    # One table for every example: each example writes a key of its own.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(item=dynamodb_items())
+def test_any_dynamodb_item_at_a_key_is_its_value_or_a_counted_miss(
+    dynamodb_client: Any, table_name: str, item: dict[str, Any]
+) -> None:
+    clock = FakeClock(0.0)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    tier = DynamoDBTier(table_name, client=dynamodb_client)
+    cache = TieredCache([tier], ttl=60, namespace="any-item", monotonic=clock, sleep=sleep)
+    full_key = cache.full_key(f"example-{next(_examples)}")
+    stored = {name: value for name, value in item.items()}
+    if stored.get("v") == "ours":
+        blob = cache.codec.wrap(
+            full_key, cache.codec.payload("stored"), version=VERSION, generation=0,
+            expires_at=NOW + 86_400, keep_until=None,
+        )  # fmt: skip
+        stored["v"] = {"B": blob}
+    dynamodb_client.put_item(TableName=table_name, Item={"pk": {"S": full_key}, **stored})
+    ours = item.get("v") == "ours" and item.get("ver") == {"B": VERSION} and not _expired(item)
+
+    value = cache.get_or_compute(full_key, lambda: "fresh")  # never raises
+
+    counts = cache.stats()["L3"]
+    assert tier.breaker is not None
+    assert tier.breaker.failures == 0  # whatever the item, the table is healthy
+    assert waits == []  # nobody holds a lease: nothing to wait for
+    if ours:
+        assert value == "stored"
+        assert counts["hits"] == 1
+        return
+    assert value == "fresh"
+    assert counts["hits"] == 0
+    assert counts["misses"] >= 1
+    assert cache.get_or_compute(full_key, lambda: "recomputed") == "fresh"  # overwritten
+    assert cache.stats()["L3"]["hits"] == 1

@@ -258,18 +258,23 @@ class DynamoDBTier:
             item[self.ttl_attribute] = {"N": str(math.ceil(self.clock() + min(ttl, MAX_TTL)))}
         return item
 
-    def _live(self, item: Mapping[str, Any] | None) -> bool:
-        if not item or self.value_attribute not in item:
-            return False
+    def _expired(self, item: Mapping[str, Any]) -> bool:
+        """Past its ``ttl``; DynamoDB's TTL ignores a ``ttl`` that is not a Number, and so do we."""
         expiry = item.get(self.ttl_attribute)
-        return expiry is None or float(expiry.get("N", "inf")) > self.clock()
+        return isinstance(expiry, Mapping) and float(expiry.get("N", "inf")) <= self.clock()
+
+    def _live(self, item: Mapping[str, Any] | None) -> bool:
+        return item is not None and self.value_attribute in item and not self._expired(item)
 
     def _raw(self, item: Mapping[str, Any] | None) -> object | Missing:
-        """What an item holds: our bytes, ``MISS`` (absent or past its ttl) or ``Foreign``."""
-        if not self._live(item):
+        """What an item holds: our bytes, ``MISS`` (absent or past its ttl) or ``Foreign``.
+
+        A live item without our value (another application's, in a shared table) is
+        ``Foreign`` too: it is a counted miss, and the next write replaces it.
+        """
+        if not item or self._expired(item):
             return MISS
-        assert item is not None
-        stored = item[self.value_attribute]
+        stored = item.get(self.value_attribute)
         version = item.get(VERSION_ATTRIBUTE, {}).get("B")
         if not isinstance(stored, Mapping) or not isinstance(stored.get("B"), bytes):
             return Foreign(f"an item whose {self.value_attribute!r} is not Binary", version)
@@ -508,9 +513,12 @@ class DynamoDBTier:
             put["ConditionExpression"] = "attribute_not_exists(#k) OR #t < :now"
             put["ExpressionAttributeNames"] = {"#k": self.key_attribute, "#t": self.ttl_attribute}
             put["ExpressionAttributeValues"] = {":now": {"N": str(int(self.clock()))}}
-        elif expect == FOREIGN:
-            put["ConditionExpression"] = "attribute_not_exists(#ver)"
+        elif expect == FOREIGN:  # no version of ours: none at all, or not Binary
+            put["ConditionExpression"] = (
+                "attribute_not_exists(#ver) OR NOT attribute_type(#ver, :b)"
+            )
             put["ExpressionAttributeNames"] = {"#ver": VERSION_ATTRIBUTE}
+            put["ExpressionAttributeValues"] = {":b": {"S": "B"}}
         else:
             put["ConditionExpression"] = "#ver = :ver"
             put["ExpressionAttributeNames"] = {"#ver": VERSION_ATTRIBUTE}
