@@ -248,11 +248,16 @@ async def _settled(effect: Io) -> Any:
     The thread cannot be stopped: a lease it is taking lands whatever happens.
     Waiting for it before the cancellation reaches the algorithm lets the
     algorithm's cleanup see the lease and give it back, instead of leaving it
-    to block every other caller for the whole lease.
+    to block every other caller for the whole lease. The thread's future is a
+    plain future, not a task (as ``asyncio.to_thread`` would make): when the
+    event loop ends, ``asyncio.run`` cancels every task, and a cancelled task
+    would stop the wait before the thread is done.
     """
     import asyncio
+    import contextvars
 
-    done = asyncio.ensure_future(asyncio.to_thread(effect.fn, *effect.args))
+    call = functools.partial(contextvars.copy_context().run, effect.fn, *effect.args)
+    done = asyncio.get_running_loop().run_in_executor(None, call)
     try:
         return await asyncio.shield(done)
     except asyncio.CancelledError:
