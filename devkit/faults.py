@@ -135,6 +135,9 @@ class Proxy(Running):
     while idle (a NAT or load balancer forgot it during a Lambda freeze) and the
     death only shows once a command is sent.
 
+    ``hold_next()`` makes the proxy hold the next request until ``release()``:
+    one slow command, in flight on the network, while other connections carry on.
+
     Example:
         >>> with Proxy(6379) as proxy:  # doctest: +SKIP
         ...     proxy.url
@@ -147,7 +150,10 @@ class Proxy(Running):
         self.port = free_port()
         self.accepted = 0
         self.severed = 0
+        self.held = 0
         self._sever = threading.Event()
+        self._hold = threading.Event()
+        self._released = threading.Event()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -162,6 +168,13 @@ class Proxy(Running):
 
     def sever_next(self) -> None:
         self._sever.set()
+
+    def hold_next(self) -> None:
+        self._released.clear()
+        self._hold.set()
+
+    def release(self) -> None:
+        self._released.set()
 
     def start(self) -> Proxy:
         listener = socket.create_server((LOOPBACK, self.port))
@@ -224,10 +237,15 @@ class Proxy(Running):
                     self._sever.clear()
                     self.severed += 1
                     return  # drop the request and the connection
+                if sock is client and self._hold.is_set():
+                    self._hold.clear()
+                    self.held += 1
+                    self._released.wait()  # this connection's request waits; others flow
                 (upstream if sock is client else client).sendall(data)
 
     def stop(self) -> None:
         self._stop.set()
+        self._released.set()
         if self._listener is not None:
             self._listener.close()
         with self._lock:
