@@ -126,9 +126,15 @@ class Slot:
         """``fn(*args)``, or :data:`FAILED` when skipped or failed (counted, logged).
 
         ``skip=False`` asks even a tier whose breaker is open (deletes do: an
-        invalidation skipped during an outage would be lost).
+        invalidation skipped during an outage would be lost); a tier that already
+        failed during ``call`` is skipped either way, so a lock's release after a
+        timed-out lock does not wait for a second timeout.
         """
-        if skip and not self.allowed(call, write):
+        if skip:
+            if not self.allowed(call, write):
+                return FAILED
+        elif call is not None and self.index in call.sick:
+            self.counts.errors += 1
             return FAILED
         try:
             result = fn(*args)

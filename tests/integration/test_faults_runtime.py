@@ -21,9 +21,10 @@ import redis
 from devkit.faults import Proxy, paused
 from devkit.servers import RedisServer
 
-from stratacache import CircuitBreaker, cached_tiered
+from stratacache import CircuitBreaker, TieredCache, cached_tiered
+from stratacache.freshness import Freshness
 from stratacache.tiers import MemoryTier, RedisTier
-from tests.support import redis_round_trips
+from tests.support import FakeClock, redis_round_trips
 
 pytestmark = pytest.mark.slow
 
@@ -223,3 +224,26 @@ def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker
     for thread in threads:
         assert operations.outcomes(thread.name) == ["timeout"], operations.ops[thread.name]
     assert breaker.failures == 0  # nothing else was sent
+
+
+def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3)
+    cache = TieredCache(
+        [tier], ttl=60, namespace="refresh", freshness=Freshness(grace=600), clock=clock
+    )
+    full_key = cache.full_key("rate")
+    assert cache.get_or_compute(full_key, lambda: "old") == "old"
+    clock.advance(61)  # stale, within its grace: served while one caller refreshes it
+    operations = Operations(tier, monkeypatch)
+    admin = redis.Redis.from_url(server.url)
+    admin.client_pause(int(HANG_GUARD * 1000), all=False)  # reads answer, writes hang
+    try:
+        assert cache.get_or_compute(full_key, lambda: "new") == "new"
+    finally:
+        admin.client_unpause()
+    # The read of the stale entry, then the refresh lock's write timed out; its release
+    # (a write to the same sick tier) and the value's write are skipped.
+    assert operations.ops["MainThread"] == [("get_with_counter", "ok"), ("acquire_lock", "timeout")]
