@@ -191,15 +191,18 @@ class TieredCache:
 
     # ------------------------------------------------------------ generations
 
-    def check_generation(self) -> bool:
-        """Read the shared generation now; ``True`` when another environment had bumped it."""
+    def check_generation(self, call: Call | None = None) -> bool:
+        """Read the shared generation now; ``True`` when another environment had bumped it.
+
+        ``call``: the call this read belongs to, so a timeout here spares it another.
+        """
         slot = self._counter_slot
         if slot is None:
             return False
         self.generation.checked()
         shared = slot.run(
             "read generation",
-            None,
+            call,
             cast(CounterTier, slot.tier).read_counter,
             self.layout.generation_key,
         )
@@ -719,7 +722,7 @@ class TieredCache:
     def read_many(self, full_keys: Sequence[str], call: Call) -> dict[str, Record]:
         """The entries some tier has, one batch call per tier, promoted like :meth:`read`."""
         if self.generation.due <= self.generation.clock():
-            self.check_generation()
+            self.check_generation(call)
         found: dict[str, Record] = {}
         now = self.clock()
         missing = list(dict.fromkeys(full_keys))

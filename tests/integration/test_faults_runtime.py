@@ -247,3 +247,14 @@ def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
     # The read of the stale entry, then the refresh lock's write timed out; its release
     # (a write to the same sick tier) and the value's write are skipped.
     assert operations.ops["MainThread"] == [("get_with_counter", "ok"), ("acquire_lock", "timeout")]
+
+
+def test_a_batch_read_waits_for_one_timeout_with_its_generation_check(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3)
+    cache = TieredCache([tier], ttl=60, namespace="batch")
+    operations = Operations(tier, monkeypatch)
+    with paused(server):
+        assert cache.get_many(["a", "b"]) == {}  # its first call reads the generation too
+    assert operations.ops["MainThread"] == [("read_counter", "timeout")]
