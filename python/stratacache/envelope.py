@@ -47,6 +47,7 @@ COMPRESS_MIN_BYTES: Final = 1024
 DEFAULT_MAX_BYTES: Final = 32 * 1024 * 1024
 """Largest serialized value written or decoded (after decompression) by default."""
 _MAX_MS: Final = 2**63 - 1
+_INFLATE_STEP: Final = 1 << 20
 
 _SERIALIZER: Final = 0x0F
 _COMPRESSED: Final = 0x10
@@ -309,15 +310,23 @@ class Codec:
         return Record(VALUE, value, version, generation, *times)
 
     def _inflate(self, data: bytes) -> bytes:
+        # In steps: an entry that inflates past the limit is refused holding at most the
+        # limit in memory (one call with max_length would hold twice that while joining).
         inflater = zlib.decompressobj()
-        out = inflater.decompress(data, self.max_bytes + 1)
-        if len(out) > self.max_bytes or inflater.unconsumed_tail:
-            raise SerializationError(
-                f"compressed entry inflates past the limit of {self.max_bytes} bytes; refused"
-            )
-        if not inflater.eof:
-            raise SerializationError("compressed entry is truncated")
-        return out
+        parts: list[bytes] = []
+        size = 0
+        while not inflater.eof:
+            part = inflater.decompress(data, _INFLATE_STEP)
+            data = inflater.unconsumed_tail
+            if not part and not data:
+                raise SerializationError("compressed entry is truncated")
+            size += len(part)
+            if size > self.max_bytes:
+                raise SerializationError(
+                    f"compressed entry inflates past the limit of {self.max_bytes} bytes; refused"
+                )
+            parts.append(part)
+        return b"".join(parts)
 
 
 def version_of(blob: bytes) -> bytes:
