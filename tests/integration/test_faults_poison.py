@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections import Counter
@@ -17,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devkit.servers import RedisServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stratacache import JsonSerializer, PickleSerializer, TieredCache, cached_tiered
-from stratacache.envelope import Codec
+from stratacache.envelope import DEFAULT_MAX_BYTES, Codec
 from stratacache.serialization import Serializer
 from stratacache.tiers import DynamoDBTier, RedisTier
 from stratacache.tiers.base import Tier
@@ -205,6 +209,83 @@ def test_six_foreign_keys_leave_every_function_its_tier(redis_client: Any) -> No
     assert tier.breaker.state == "closed"
     assert [fetch(n) for n in range(6)] == list(range(6))
     assert fetch.cache.stats()["L2"]["hits"] == 6  # written over, then served
+
+
+# ---------------------------------------------------------------- a zlib bomb, measured
+
+# Run in a fresh interpreter, so the peak memory it reports is this read's alone.
+BOMB_READER = """
+import gc, json, resource, struct, sys, zlib
+import redis
+from stratacache import cached_tiered
+from stratacache.tiers import RedisTier
+
+url, signed = sys.argv[1], sys.argv[2] == "signed"
+tier = RedisTier(url)
+key = b"a signing key of 32 bytes, or so" if signed else None
+
+@cached_tiered(tiers=[tier], ttl=60, namespace="bomb", signing_key=key)
+def report(day):
+    return "fresh " + day
+
+report("warm-up")  # imports, the connection, the generation: all before the baseline
+packer = zlib.compressobj(9)
+megabyte = b" " * (1 << 20)
+bomb = b"".join(packer.compress(megabyte) for _ in range(512)) + packer.flush()
+flags = 0x01 | 0x10 | (0x20 if signed else 0)  # JSON, compressed, maybe signed
+header = struct.pack(">2sBB8sQQQQI", b"SC", 3, flags, b"attacker", 0, 0, 0, 0, 0)
+full_key = report.cache.full_key(report.cache_key("today"))
+client = redis.Redis.from_url(url)
+client.set(full_key, header + (b"forged signature" * 2 if signed else b"") + bomb)
+del megabyte
+gc.collect()
+counts = report.cache.stats()["L2"]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+value = report("today")
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+after = report.cache.stats()["L2"]
+inflater, inflated = zlib.decompressobj(), 0  # what the bomb really holds, counted in steps
+while not inflater.eof:
+    inflated += len(inflater.decompress(inflater.unconsumed_tail or bomb, 1 << 20))
+print(json.dumps({
+    "value": value,
+    "counts": {name: after[name] - counts[name] for name in counts},
+    "breaker_failures": tier.breaker.failures,
+    "overwritten": report.cache.codec.decode(full_key, client.get(full_key)).value,
+    "stored_bytes": len(bomb),
+    "inflated_bytes": inflated,
+    "grown_kib": grown,
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("signed", "allowed_growth"),
+    [
+        pytest.param(False, DEFAULT_MAX_BYTES + (4 << 20), id="inflated-up-to-the-limit"),
+        pytest.param(True, 4 << 20, id="signed-refused-before-inflating"),
+    ],
+)
+def test_a_512_mib_zlib_bomb_in_redis_is_a_counted_miss_and_costs_at_most_the_limit(
+    redis_server: RedisServer, redis_client: Any, signed: bool, allowed_growth: int
+) -> None:
+    mode = "signed" if signed else "plain"
+    reader = subprocess.run(
+        [sys.executable, "-c", BOMB_READER, redis_server.url, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reader.returncode == 0, reader.stderr
+    result = json.loads(reader.stdout)
+    assert result["inflated_bytes"] == 512 << 20  # the bomb is real...
+    assert result["stored_bytes"] < 600_000  # ...and small in Redis
+    assert result["value"] == "fresh today"
+    assert result["counts"] == {"hits": 0, "misses": 1, "errors": 1}
+    assert result["breaker_failures"] == 0
+    assert result["overwritten"] == "fresh today"
+    assert result["grown_kib"] * 1024 <= allowed_growth
 
 
 def test_the_file_payload_is_live(tmp_path: Path) -> None:
