@@ -84,6 +84,30 @@ def test_set_many_leaves_out_only_the_oversize_items(redis_client: Any) -> None:
     assert cache.stats()["L2"]["errors"] == 1
 
 
+def test_a_value_over_the_caches_own_limit_is_returned_and_left_uncached(
+    redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The decoder's limit (32 MiB by default) is also the largest value a cache writes.
+    cache = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)], namespace="limit", max_value_bytes=1000
+    )
+    full_key = cache.full_key("report")
+    computed: list[int] = []
+
+    def report() -> str:
+        computed.append(1)
+        return "x" * 2000
+
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        assert cache.get_or_compute(full_key, report) == "x" * 2000
+        assert cache.get_or_compute(full_key, report) == "x" * 2000
+    assert len(computed) == 2  # cached nowhere, L1 included
+    assert redis_client.exists(full_key) == 0  # and its lease was given back
+    refused = [r.getMessage() for r in caplog.records]
+    assert len(refused) == 2
+    assert all(full_key in line and "over the limit of 1000" in line for line in refused)
+
+
 def test_memory_limit_alone_measures_the_serialized_size() -> None:
     cache = TieredCache([MemoryTier(max_value_bytes=100 + HEADER_SIZE)], namespace="mem")
     cache.set("fits", "a" * 90)

@@ -230,7 +230,8 @@ def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
     server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3)
+    # No breaker: the bound holds without one.
+    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
     cache = TieredCache(
         [tier], ttl=60, namespace="refresh", freshness=Freshness(grace=600), clock=clock
     )
@@ -252,7 +253,7 @@ def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
 def test_a_batch_read_waits_for_one_timeout_with_its_generation_check(
     server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3)
+    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
     cache = TieredCache([tier], ttl=60, namespace="batch")
     operations = Operations(tier, monkeypatch)
     with paused(server):

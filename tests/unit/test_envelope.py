@@ -23,6 +23,8 @@ from stratacache.envelope import (
     version_of,
 )
 from stratacache.serialization import JsonSerializer, PickleSerializer
+from stratacache.tiered import TieredCache
+from stratacache.tiers import MemoryTier
 
 KEY = b"0123456789abcdef0123"
 
@@ -168,6 +170,11 @@ def test_a_zlib_bomb_is_refused_without_inflating_it() -> None:
         codec.decode("k", bomb)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 64 * 1024  # 512 MiB inflated would have shown here
+
+
+def test_the_limit_is_32_mib_unless_the_cache_sets_another() -> None:
+    assert Codec().max_bytes == 32 * 1024 * 1024
+    assert TieredCache([MemoryTier()], max_value_bytes=1000).codec.max_bytes == 1000
 
 
 def test_values_over_the_limit_are_not_written() -> None:
