@@ -20,6 +20,7 @@ from stratacache import cached_tiered, publish_metrics
 from stratacache.breaker import OPEN, CircuitBreaker
 from stratacache.errors import ConfigurationError
 from stratacache.tiers import DynamoDBTier, MemoryTier
+from tests.support import dynamodb_calls
 
 pytestmark = pytest.mark.slow
 
@@ -138,6 +139,29 @@ def test_a_hung_endpoint_costs_one_read_timeout_per_call_until_the_breaker_opens
         assert breaker.failures == 2
         assert all(seconds <= 0.3 + 0.4 for seconds in took[:2])  # one read timeout each
         assert all(seconds < 0.1 for seconds in took[2:])  # skipped: no wait
+        tier.close()
+
+
+def test_a_hung_table_costs_each_call_one_request_even_without_a_breaker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with BlackHole() as hole:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", hole.endpoint)
+        tier = DynamoDBTier("hung-table", read_timeout=0.3, connect_timeout=0.3, breaker=False)
+
+        @cached_tiered(tiers=[tier], ttl=60, namespace="hung-per-call")
+        def ident(n: int) -> int:
+            return n
+
+        requests = dynamodb_calls(tier.client)
+        per_call = []
+        for n in range(3):
+            sent = len(requests)
+            assert ident(n) == n
+            per_call.append(requests[sent:])
+        # Each call's read times out, and neither its lease nor its value's write is sent
+        # after it. (The first call reads the function's generation in the same request.)
+        assert per_call == [["BatchGetItem"], ["GetItem"], ["GetItem"]]
         tier.close()
 
 

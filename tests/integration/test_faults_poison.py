@@ -78,6 +78,8 @@ def poisons(path: Path, codec: Codec, key: str, other_key: str) -> dict[str, byt
     }
     if codec.key is not None:  # what only a signature can tell from the real thing
         found["another key's valid entry"] = wrap(codec, other_key, {"fresh": "someone else"})
+        if not pickled:
+            found["a valid entry, unsigned"] = wrap(Codec(), key, {"fresh": "unsigned"})
         edited = bytearray(wrap(codec, key, {"fresh": "expired"}, expires_at=1.0))
         edited[20:28] = struct.pack(">Q", 0)  # expiry 0: never expires
         found["an expired entry edited to never expire"] = bytes(edited)
