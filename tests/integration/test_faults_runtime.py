@@ -224,6 +224,8 @@ def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker
     for thread in threads:
         assert operations.outcomes(thread.name) == ["timeout"], operations.ops[thread.name]
     assert breaker.failures == 0  # nothing else was sent
+    # Each caller's timed-out read, and its write, skipped without waiting, are CacheErrors.
+    assert square.cache.stats()["L2"]["errors"] == 2 * callers
 
 
 def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
