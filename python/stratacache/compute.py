@@ -146,8 +146,7 @@ def refresh_stale(cache: TieredCache, full_key: str, call: Call, record: Record)
 
 def refresh(cache: TieredCache, full_key: str) -> Steps:
     """Recompute now and overwrite every tier; older fills can no longer land."""
-    cache.mark(full_key)
-    call = cache.begin(force=True)
+    call = cache.begin(force=True)  # its writes mark the key once every tier has the value
     return (yield from compute_and_store(cache, full_key, call, None))
 
 
