@@ -9,14 +9,18 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
-from stratacache.tiers import MemoryTier
+from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
+from stratacache.tiers.base import Missing
+
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -423,3 +427,39 @@ def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str])
         raise AssertionError(f"unexpected condition {node}")
 
     return value(node)
+
+
+# ---------------------------------------------------------------- stopping a call mid-way
+
+
+class Gate:
+    """Stops the next read of a tier right after it returned, until released."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.stopped = threading.Event()
+        self.go = threading.Event()
+
+    def pass_through(self, result: T) -> T:
+        if self.armed:
+            self.armed = False
+            self.stopped.set()
+            assert self.go.wait(30)
+        return result
+
+
+class GatedRedis(RedisTier):
+    gate = Gate()
+
+    def get(self, key: str) -> object | Missing:
+        return self.gate.pass_through(super().get(key))
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+        return self.gate.pass_through(super().get_with_counter(key, counter))
+
+
+class GatedDynamoDB(DynamoDBTier):
+    gate = Gate()
+
+    def get(self, key: str) -> object | Missing:
+        return self.gate.pass_through(super().get(key))

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from stratacache import DynamoDBTier, MemoryTier, RedisTier, cached_tiered
-from stratacache.tiers.base import Missing, Tier
-from tests.support import dynamodb_calls, redis_round_trips
+from stratacache import MemoryTier, cached_tiered
+from stratacache.tiers.base import Tier
+from tests.support import Gate, GatedDynamoDB, GatedRedis, dynamodb_calls, redis_round_trips
 
 
 class Origin:
@@ -35,42 +35,6 @@ class Origin:
             self.holding.set()
             assert hold.wait(30)
         return seen
-
-
-class Gate:
-    """Stops the next read of a tier right after it returned, until released."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.stopped = threading.Event()
-        self.go = threading.Event()
-
-    def pass_through(self, result: Any) -> Any:
-        if self.armed:
-            self.armed = False
-            self.stopped.set()
-            assert self.go.wait(30)
-        return result
-
-
-class GatedRedis(RedisTier):
-    gate = Gate()
-
-    def get(self, key: str) -> object | Missing:
-        return self.gate.pass_through(super().get(key))
-
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        found: tuple[object | Missing, int] = self.gate.pass_through(
-            super().get_with_counter(key, counter)
-        )
-        return found
-
-
-class GatedDynamoDB(DynamoDBTier):
-    gate = Gate()
-
-    def get(self, key: str) -> object | Missing:
-        return self.gate.pass_through(super().get(key))
 
 
 Environment = Callable[..., Any]
