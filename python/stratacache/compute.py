@@ -145,8 +145,12 @@ def refresh_stale(cache: TieredCache, full_key: str, call: Call, record: Record)
 
 
 def refresh(cache: TieredCache, full_key: str) -> Steps:
-    """Recompute now and overwrite every tier; older fills can no longer land."""
-    call = cache.begin(force=True)  # its writes mark the key once every tier has the value
+    """Invalidate, then recompute and write where only this call's tombstones stand.
+
+    Older fills, and older refreshes, can no longer land; a newer invalidation or
+    refresh that lands first wins over this one.
+    """
+    call = yield _io(cache.reset, full_key)
     return (yield from compute_and_store(cache, full_key, call, None))
 
 

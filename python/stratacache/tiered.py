@@ -701,11 +701,26 @@ class TieredCache:
             raise InvalidationError(f"could not delete {full_key} from every tier") from failure
         return removed
 
-    def _forget(self, full_keys: Sequence[str]) -> tuple[bool, Exception | None]:
+    def reset(self, full_key: str) -> Call:
+        """Invalidate ``full_key`` and return a call that has seen the tombstones it left.
+
+        A refresh is this, then a fill by that call: its writes may replace its own
+        tombstones and nothing else, so a refresh whose value was computed before
+        another invalidation finished can never write over it.
+        """
+        call = self.begin()
+        self._forget([full_key], call)
+        call.epoch = self.marks.epoch  # it began after its own mark
+        return call
+
+    def _forget(
+        self, full_keys: Sequence[str], seen: Call | None = None
+    ) -> tuple[bool, Exception | None]:
         """Tombstones in the shared tiers, then (marked, atomically) out of memory.
 
         Memory goes last: a call that read a shared tier before the tombstones
         landed began before the mark, so it can no longer write what it read.
+        ``seen`` records the tombstones as what that call observed.
         """
         now = self.clock()
         removed = False
@@ -716,14 +731,19 @@ class TieredCache:
             tier = slot.tier
             if tier.capabilities.versioned:
                 until = now + self.tombstone_ttl
+                versions = {key: new_version() for key in full_keys}
                 items = {
                     key: (
-                        self.codec.tombstone(key, new_version(), self.generation.value, until),
+                        self.codec.tombstone(key, versions[key], self.generation.value, until),
                         ANY,
                         self.tombstone_ttl,
                     )
                     for key in full_keys
                 }
+                if seen is not None:
+                    for key in full_keys:
+                        seen.observed[(slot.index, key)] = versions[key]
+                        seen.kept[(slot.index, key)] = until
                 if len(full_keys) == 1:
                     ((key, (blob, _, keep)),) = items.items()
                     got = slot.run(
