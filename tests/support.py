@@ -310,10 +310,11 @@ def _command_names(packed: object) -> list[str]:
 
 
 @contextlib.contextmanager
-def redis_round_trips() -> Iterator[list[list[str]]]:
+def redis_round_trips(handshakes: bool = False) -> Iterator[list[list[str]]]:
     """Every round trip redis-py makes in this process meanwhile, as the commands it carried.
 
-    A pipeline or a script is one round trip; connection handshakes are left out.
+    A pipeline or a script is one round trip; connection handshakes are left out
+    unless ``handshakes`` (then nothing sent to a server is missed).
     """
     from redis.connection import AbstractConnection
 
@@ -322,7 +323,7 @@ def redis_round_trips() -> Iterator[list[list[str]]]:
 
     def counting(self: Any, command: Any, check_health: bool = True) -> None:
         names = _command_names(command)
-        if names and names[0] not in HANDSHAKE:
+        if names and (handshakes or names[0] not in HANDSHAKE):
             trips.append(names)
         original(self, command, check_health)  # type: ignore[no-untyped-call]
 
