@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import redis
 from devkit.faults import Proxy, kill_hard, paused
+from devkit.roundtrips import redis_round_trips
 from devkit.servers import RedisServer
 
 from stratacache import cached_tiered
 from stratacache.breaker import CLOSED, OPEN, CircuitBreaker
 from stratacache.tiers import MemoryTier, RedisTier
-from tests.support import FakeClock, redis_round_trips
+from tests.support import FakeClock
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from devkit.roundtrips import dynamodb_calls, redis_round_trips
 
 from stratacache import MemoryTier, cached_tiered
 from stratacache.tiers.base import Tier
-from tests.support import Gate, GatedDynamoDB, GatedRedis, dynamodb_calls, redis_round_trips
+from tests.support import Gate, GatedDynamoDB, GatedRedis
 
 
 class Origin:
