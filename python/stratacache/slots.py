@@ -48,22 +48,24 @@ def redact(exc: BaseException) -> str:
 class Call:
     """What one cached call has seen: when it began, the records it read, the tiers that failed.
 
-    ``observed[(tier index, key)]`` is the version of the record the call saw
-    there (``None``: nothing), which its writes expect; ``kept`` is until when
-    that record was to be kept, which a write replacing it keeps at least;
-    ``leased`` is until when another caller's lease seen there runs.
+    ``seen[(tier index, key)]`` is ``(version, keep_until, lease_until)`` of the
+    record the call saw there: the version its writes expect (``None``: nothing
+    there), until when that record was to be kept (a write replacing it keeps it
+    at least that long), and until when another caller's lease seen there runs.
     """
 
-    __slots__ = ("began", "epoch", "force", "kept", "leased", "observed", "sick")
+    __slots__ = ("began", "epoch", "force", "seen", "sick")
 
     def __init__(self, began: float, epoch: int, force: bool = False) -> None:
         self.began = began
         self.epoch = epoch
         self.force = force
-        self.observed: dict[tuple[int, str], bytes | None] = {}
-        self.kept: dict[tuple[int, str], float | None] = {}
-        self.leased: dict[tuple[int, str], float] = {}
-        self.sick: set[int] = set()
+        self.seen: dict[tuple[int, str], tuple[bytes | None, float | None, float]] = {}
+        self.sick: frozenset[int] = _HEALTHY  # replaced, not changed: most calls never need one
+
+
+NOTHING_SEEN: Final[tuple[None, None, float]] = (None, None, 0.0)
+_HEALTHY: Final[frozenset[int]] = frozenset()
 
 
 class Slot:
@@ -155,7 +157,7 @@ class Slot:
         if isinstance(exc, SerializationError):
             return  # a bad entry says nothing about the tier's health
         if call is not None:
-            call.sick.add(self.index)
+            call.sick = call.sick | {self.index}
         if self.breaker is not None:
             self.breaker.failure()
 

@@ -33,7 +33,7 @@ from stratacache.generations import Generation
 from stratacache.keys import KeyLayout, lock_key
 from stratacache.serialization import Serializer
 from stratacache.singleflight import SingleFlight
-from stratacache.slots import FAILED, Call, Marks, Slot, redact
+from stratacache.slots import FAILED, NOTHING_SEEN, Call, Marks, Slot, redact
 from stratacache.tiers.base import ANY, FOREIGN, MISS, CounterTier, Foreign, Missing, Tier
 from stratacache.tiers.memory import MemoryTier
 
@@ -170,8 +170,9 @@ class TieredCache:
             first if isinstance(first, MemoryTier) and not self.freshness.enabled else None
         )
         """The L1 fast-path seam: the memory tier a decorator may read directly (its
-        ``data`` maps a stored key to ``(value, expires_at)`` on its ``timer``), or
-        ``None`` when every call must take the full path (freshness facts in L1)."""
+        ``entries`` map a stored key to ``(value, expires_at)`` on its ``timer``, and
+        ``touch(key)`` keeps the LRU order), or ``None`` when every call must take
+        the full path (freshness facts in L1)."""
 
     def __repr__(self) -> str:
         return (
@@ -252,7 +253,7 @@ class TieredCache:
         at = (slot.index, full_key)
         if raw is MISS:
             slot.counts.misses += 1
-            call.observed[at] = None
+            call.seen[at] = NOTHING_SEEN
             return None
         if not slot.remote:
             left = slot.tier.remaining_ttl(full_key)
@@ -266,17 +267,16 @@ class TieredCache:
                     raw.stale_at, raw.delta,
                 )  # fmt: skip
             return Record(VALUE, raw, b"", self.generation.value, expires_at, None)
-        if isinstance(raw, Foreign):
+        if type(raw) is not bytes and isinstance(raw, Foreign):
             slot.bad_entry(full_key, raw.what)
-            call.observed[at] = FOREIGN if raw.version is None else raw.version
+            call.seen[at] = (FOREIGN if raw.version is None else raw.version, None, 0.0)
             return None
         try:
             record = self.codec.decode(full_key, raw)
         except SerializationError as exc:
             slot.bad_entry(full_key, str(exc))
-            call.observed[at] = (
-                version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
-            )
+            version = version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
+            call.seen[at] = (version, None, 0.0)
             return None
         self._note(call, at, record, now)
         if record.kind is not VALUE or (record.expires_at is not None and record.expires_at <= now):
@@ -292,12 +292,12 @@ class TieredCache:
     @staticmethod
     def _note(call: Call, at: tuple[int, str], record: Record, now: float) -> None:
         """Remember what a call saw: what its writes expect, and whose lease it must respect."""
-        call.observed[at] = record.version
-        call.kept[at] = record.keep_until
-        if record.kind is LEASE and record.expires_at is not None and record.expires_at > now:
-            call.leased[at] = record.expires_at
-        else:
-            call.leased.pop(at, None)
+        lease = record.expires_at if record.kind is LEASE else None
+        call.seen[at] = (
+            record.version,
+            record.keep_until,
+            lease if lease is not None and lease > now else 0.0,
+        )
 
     def read(self, full_key: str, call: Call) -> Record | None:
         """The entry of ``full_key`` from the fastest tier holding it, promoted into faster ones."""
@@ -358,7 +358,7 @@ class TieredCache:
         return True
 
     def _expect(self, slot: Slot, full_key: str, call: Call) -> bytes | None:
-        return ANY if call.force else call.observed.get((slot.index, full_key))
+        return ANY if call.force else call.seen.get((slot.index, full_key), NOTHING_SEEN)[0]
 
     def _keep(
         self, slot: Slot, full_key: str, call: Call, until: float | None, now: float
@@ -366,7 +366,7 @@ class TieredCache:
         """Seconds a record is kept: its own life, and no less than the record it replaces."""
         if until is None:
             return None
-        kept = call.kept.get((slot.index, full_key))
+        kept = call.seen.get((slot.index, full_key), NOTHING_SEEN)[1]
         if kept is not None:  # a tombstone's protection outlives what replaces it
             until = max(until, kept)
         return max(until - now, 0.001)
@@ -580,14 +580,14 @@ class TieredCache:
         at = (slot.index, full_key)
         for _ in range(3):  # the record changed under us: judge the new one
             now = self.clock()
-            if call.leased.get(at, 0.0) > now:  # never take a live lease from its holder
+            if call.seen.get(at, NOTHING_SEEN)[2] > now:  # never take a live lease from its holder
                 return WAIT
             until = now + self.lock_lease
             keep = self._keep(slot, full_key, call, until, now)
             blob = self.codec.lease(full_key, token, until, now + (keep or self.lock_lease))
             got = slot.run(
                 "lock", call, slot.tier.swap, full_key, blob, keep,  # type: ignore[attr-defined]
-                call.observed.get((slot.index, full_key)), write=True, skip=False,
+                call.seen.get(at, NOTHING_SEEN)[0], write=True, skip=False,
             )  # fmt: skip
             if got is FAILED:
                 return None
@@ -742,8 +742,7 @@ class TieredCache:
                 }
                 if seen is not None:
                     for key in full_keys:
-                        seen.observed[(slot.index, key)] = versions[key]
-                        seen.kept[(slot.index, key)] = until
+                        seen.seen[(slot.index, key)] = (versions[key], until, 0.0)
                 if len(full_keys) == 1:
                     ((key, (blob, _, keep)),) = items.items()
                     got = slot.run(
