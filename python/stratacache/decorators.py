@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -218,38 +217,8 @@ def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> An
 
     # The memo check below is _Keys.__call__'s, inlined: each call saved is a sixth of
     # an L1 hit's cost.
-    if cache.generation.due == math.inf:  # no shared generation: nothing to check on a hit
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if kwargs:
-                full = keys(args, kwargs)
-            else:
-                try:
-                    full, first, rest = memo[args]
-                    if (first is not None and type(args[0]) is not first) or (
-                        rest is not None and not _same_types(args, rest)
-                    ):
-                        full = keys(args, kwargs)
-                except (KeyError, TypeError):
-                    full = keys(args, kwargs)
-            try:
-                value, expires_at = entries[full]
-                touch(full)
-            except KeyError:
-                return slow(full, args, kwargs)
-            now = timer()
-            if expires_at <= now:
-                return slow(full, args, kwargs)
-            counts.hits += 1
-            if (now if same_clock else recorder.clock()) >= recorder.deadline:
-                recorder.publish()
-            return value
-
-        return wrapper
-
     @functools.wraps(fn)
-    def watching(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if kwargs:
             full = keys(args, kwargs)
         else:
@@ -267,7 +236,7 @@ def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> An
         except KeyError:
             return slow(full, args, kwargs)  # the read checks the generation in its round trip
         now = timer()
-        clock = generation.clock
+        clock = generation.clock  # its due time is never, without a shared generation
         if expires_at <= now or (
             (now if clock is timer else clock()) >= generation.due and check_generation()
         ):
@@ -277,7 +246,7 @@ def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> An
             recorder.publish()
         return value
 
-    return watching
+    return wrapper
 
 
 def _same_types(values: tuple[Any, ...], types: tuple[type, ...]) -> bool:
