@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
@@ -31,6 +33,35 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FakeSnapshotRuntime(ModuleType):
+    """The Lambda runtime's ``snapshot_restore_py``: it records hooks and runs them when told.
+
+    As awslambdaric's hooks runner does, before-snapshot hooks run in the reverse
+    order of their registration, after-restore hooks in their order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("snapshot_restore_py")
+        self.before: list[Callable[[], object]] = []
+        self.after: list[Callable[[], object]] = []
+
+    def register_before_snapshot(self, func: Callable[[], object]) -> Callable[[], object]:
+        self.before.append(func)
+        return func
+
+    def register_after_restore(self, func: Callable[[], object]) -> Callable[[], object]:
+        self.after.append(func)
+        return func
+
+    def snapshot(self) -> None:
+        for hook in reversed(self.before):
+            hook()
+
+    def restore(self) -> None:
+        for hook in self.after:
+            hook()
 
 
 class BrokenTier(MemoryTier):

@@ -31,6 +31,7 @@ from stratacache.errors import (
 from stratacache.freshness import Fresh, Freshness
 from stratacache.generations import Generation
 from stratacache.keys import KeyLayout, lock_key
+from stratacache.lifecycle import track
 from stratacache.serialization import Serializer
 from stratacache.singleflight import SingleFlight
 from stratacache.slots import FAILED, NOTHING_SEEN, Call, Marks, Slot, redact
@@ -173,6 +174,7 @@ class TieredCache:
         ``entries`` map a stored key to ``(value, expires_at)`` on its ``timer``, and
         ``touch(key)`` keeps the LRU order), or ``None`` when every call must take
         the full path (freshness facts in L1)."""
+        track(self)  # the Lambda lifecycle hooks reach every live cache (weakly held)
 
     def __repr__(self) -> str:
         return (
