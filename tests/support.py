@@ -5,10 +5,13 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import subprocess
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -62,6 +65,67 @@ class FakeSnapshotRuntime(ModuleType):
     def restore(self) -> None:
         for hook in self.after:
             hook()
+
+
+class KeepAliveProxy:
+    """An HTTP/1.1 front for moto that keeps its clients' connections open, as AWS does.
+
+    moto's server closes the connection after every answer; behind this proxy a
+    boto3 client reuses its connection, and ``accepted`` counts the connections made.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.accepted = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                host, port = proxy.upstream.hostname, proxy.upstream.port
+                upstream = http.client.HTTPConnection(host or "", port, timeout=30)
+                try:
+                    upstream.request("POST", self.path, body, dict(self.headers.items()))
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                proxy.accepted += 1
+                super().process_request(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> KeepAliveProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+)
 
 
 class BrokenTier(MemoryTier):
