@@ -71,12 +71,15 @@ class KeepAliveProxy:
     """An HTTP/1.1 front for moto that keeps its clients' connections open, as AWS does.
 
     moto's server closes the connection after every answer; behind this proxy a
-    boto3 client reuses its connection, and ``accepted`` counts the connections made.
+    boto3 client reuses its connection, ``accepted`` counts the connections made and
+    ``operations`` the calls.
     """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.accepted = 0
+        self.operations: list[str] = []
+        """The DynamoDB operations forwarded, in order (``GetItem``, ...)."""
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,6 +87,7 @@ class KeepAliveProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                proxy.operations.append(self.headers.get("X-Amz-Target", "").rpartition(".")[2])
                 host, port = proxy.upstream.hostname, proxy.upstream.port
                 upstream = http.client.HTTPConnection(host or "", port, timeout=30)
                 try:

@@ -10,12 +10,14 @@ imported and which sockets it connected (an audit hook on ``socket.connect``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from stratacache.tiers import shared_tier
 from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy, redis_round_trips
 
 NAME = "stratacache-lifecycle"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "app" / "handler.py"
 
 
 @pytest.fixture
@@ -351,3 +354,29 @@ def test_on_demand_without_warm_the_first_request_imports_and_connects(
     assert len(request["connects"]) == 2
     assert request["redis connections"] == 1
     assert request["dynamodb connections"] == 1
+
+
+def test_each_warmup_ping_of_the_example_handler_pings_the_shared_tiers(
+    snapstart: FakeSnapshotRuntime,
+    env: dict[str, str],
+    proxy: KeepAliveProxy,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUOTE_ORIGIN_DELAY", "0")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
+    spec = importlib.util.spec_from_file_location("lifecycle_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)  # a fresh import, as a new execution environment does
+
+    def pings() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
+
+    app.fetch_quote("AMZN")  # the connections are open, the hot quote in L1
+    for _ in range(2):
+        since, calls = pings(), len(proxy.operations)
+        assert app.handler({"stratacache": "warmup"}, None) == {"warmup": True, "loaded": 1}
+        assert pings() == since + 1
+        assert proxy.operations[calls:] == ["GetItem"]  # warm()'s: the hot quote came from L1
