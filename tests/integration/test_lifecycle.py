@@ -220,6 +220,36 @@ def test_warm_opens_one_connection_to_each_shared_tier_and_requests_reuse_them(
     assert (accepted(redis_client) - since, proxy.accepted) == (0, 1)
 
 
+def test_warm_opens_the_tiers_of_an_explicit_chain_too(
+    snapstart: FakeSnapshotRuntime, env: dict[str, str], redis_client: Any
+) -> None:
+    tier = RedisTier(env["STRATACACHE_REDIS_URL"], name="sessions")
+    try:
+        assert warm([tier, MemoryTier()]) == {"L2": True, "L3": True, "sessions": True}
+        assert len(named(redis_client)) == 2  # the shared tier's and this one's
+    finally:
+        tier.close()
+
+
+def test_warm_does_not_run_by_itself_when_caching_is_disabled(
+    env: dict[str, str], redis_client: Any
+) -> None:
+    code = (
+        "import sys\nfrom stratacache import cached_tiered\n"
+        "@cached_tiered\ndef f(x): return x\nprint('redis' in sys.modules)\n"
+    )
+    env = {
+        **env,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency",
+        "STRATACACHE_DISABLED": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+    assert named(redis_client) == []
+
+
 def test_warm_never_raises_a_tier_that_does_not_answer_is_counted_and_logged(
     snapstart: FakeSnapshotRuntime,
     env: dict[str, str],

@@ -12,11 +12,13 @@ import logging
 import random
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import pytest
 
 from stratacache import MemoryTier, TieredCache, cached, lifecycle
+from stratacache.envelope import new_version
 from stratacache.freshness import Freshness
 from tests.support import FakeClock, FakeSnapshotRuntime
 
@@ -148,3 +150,14 @@ def test_warm_with_no_remote_tier_configured_opens_nothing_and_registers_the_hoo
 ) -> None:
     assert lifecycle.warm() == {}
     assert snapstart.before == [lifecycle.before_snapshot]
+
+
+def test_record_versions_and_lease_tokens_do_not_depend_on_the_random_module() -> None:
+    # A snapshot's copies share random's state; versions and tokens come from os.urandom.
+    state = random.getstate()
+    drawn = []
+    for _ in range(2):
+        random.setstate(state)
+        drawn.append((new_version(), uuid.uuid4()))
+    assert drawn[0][0] != drawn[1][0]
+    assert drawn[0][1] != drawn[1][1]
