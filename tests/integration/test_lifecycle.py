@@ -23,8 +23,16 @@ from typing import Any
 import pytest
 from devkit.servers import MotoServer, RedisServer, free_port
 
-from stratacache import MemoryTier, RedisTier, cached, cached_tiered, metrics, warm
-from stratacache.tiers import shared_tier
+from stratacache import (
+    DynamoDBTier,
+    MemoryTier,
+    RedisTier,
+    cached,
+    cached_tiered,
+    metrics,
+    warm,
+)
+from stratacache.tiers import Tier, shared_tier
 from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy, redis_round_trips
 
 NAME = "stratacache-lifecycle"
@@ -159,14 +167,20 @@ def test_breakers_open_at_the_snapshot_are_closed_after_restore(
 
 
 def test_a_client_passed_in_is_left_to_its_owner(
-    snapstart: FakeSnapshotRuntime, redis_server: RedisServer, redis_client: Any
+    snapstart: FakeSnapshotRuntime,
+    redis_server: RedisServer,
+    redis_client: Any,
+    dynamodb_client: Any,
+    table_name: str,
 ) -> None:
     import redis
 
     owned = redis.Redis.from_url(redis_server.url)
     try:
+        dynamodb = DynamoDBTier(table_name, client=dynamodb_client)
+        tiers: list[Tier] = [RedisTier(client=owned), dynamodb]
 
-        @cached(ttl=300, tier=RedisTier(client=owned))
+        @cached_tiered(ttl=300, tiers=tiers)
         def quote(symbol: str) -> str:
             return symbol
 
@@ -175,6 +189,7 @@ def test_a_client_passed_in_is_left_to_its_owner(
         snapstart.snapshot()
         snapstart.restore()
         assert owned.client_id() == connection  # the same connection, still open
+        assert dynamodb.client is dynamodb_client
     finally:
         owned.close()
 

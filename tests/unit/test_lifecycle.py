@@ -40,28 +40,35 @@ def test_the_hooks_are_registered_once_when_the_first_cache_is_built(
     assert snapstart.after == [lifecycle.after_restore]
 
 
-def test_the_real_runtime_module_gets_the_hooks_at_the_first_cache_and_nothing_heavy_loads() -> (
-    None
-):
+def test_the_real_runtime_module_gets_the_hooks_at_the_first_cache_and_nothing_else_loads() -> None:
     code = """
 import json, sys
-import snapshot_restore_py as runtime
 import stratacache
-registered = [[f.__qualname__ for f, _, _ in runtime.get_before_snapshot()],
-              [f.__qualname__ for f, _, _ in runtime.get_after_restore()]]
+loaded = set(sys.modules)
 from stratacache import cached
 @cached
 def f(x): return x
 @cached
 def g(x): return x
-registered += [[f.__qualname__ for f, _, _ in runtime.get_before_snapshot()],
-               [f.__qualname__ for f, _, _ in runtime.get_after_restore()]]
-heavy = sorted(m for m in ("redis", "boto3", "botocore") if m in sys.modules)
-print(json.dumps([registered, heavy]))
+imported = sorted(set(sys.modules) - loaded)
+import snapshot_restore_py as runtime
+registered = [[f.__qualname__ for f, _, _ in runtime.get_before_snapshot()],
+              [f.__qualname__ for f, _, _ in runtime.get_after_restore()]]
+print(json.dumps([registered, imported]))
 """
-    registered, heavy = run_python(code)
-    assert registered == [[], [], ["before_snapshot"], ["after_restore"]]
-    assert heavy == []
+    registered, imported = run_python(code)
+    assert registered == [["before_snapshot"], ["after_restore"]]
+    assert imported == ["snapshot_restore_py"]
+
+
+def test_importing_stratacache_registers_nothing() -> None:
+    code = """
+import json
+import snapshot_restore_py as runtime
+import stratacache
+print(json.dumps([runtime.get_before_snapshot(), runtime.get_after_restore()]))
+"""
+    assert run_python(code) == [[], []]
 
 
 def test_without_the_runtime_module_caches_work_and_nothing_is_registered() -> None:
