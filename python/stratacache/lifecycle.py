@@ -66,7 +66,7 @@ class _State:
         self.warmed = False
         """:func:`warm` ran: after a restore it runs again."""
         self.auto = False
-        """The automatic :func:`warm` has run (or was decided against for good)."""
+        """:func:`warm` has run, by itself or when called: the first cache need not run it."""
         self.counts: dict[str, metrics.TierCounts] = {}
         self.lock = threading.RLock()
 
