@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devkit.roundtrips import redis_round_trips
 from devkit.servers import MotoServer, RedisServer, free_port
 
 from stratacache import (
@@ -33,7 +34,7 @@ from stratacache import (
     warm,
 )
 from stratacache.tiers import Tier, shared_tier
-from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy, redis_round_trips
+from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy
 
 NAME = "stratacache-lifecycle"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "app" / "handler.py"

@@ -4,7 +4,7 @@ A frozen Lambda microVM, or one restored from a SnapStart snapshot, need not
 advance its monotonic clock while the wall clock moves on. Each scenario moves
 an injected wall clock and an injected monotonic clock the way such an
 environment would, and checks every way L1 is read: the tier, the cache and the
-decorators' fast path (which reads ``cache.l1.data`` and ``cache.l1.timer``
+decorators' fast path (which reads ``cache.l1.entries`` and ``cache.l1.timer``
 directly).
 """
 
