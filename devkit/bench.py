@@ -327,6 +327,66 @@ def batch_row(url: str, endpoint: str, ids: int) -> None:
     client.close()
 
 
+def round_trips_row(url: str, endpoint: str) -> None:
+    """Network round trips per operation over L1 + L2 + L3, counted in this process."""
+    import boto3
+
+    from devkit.roundtrips import dynamodb_calls, redis_round_trips
+    from stratacache import DynamoDBTier, MemoryTier, RedisTier, cached_tiered
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    create_cache_table(dynamodb, "bench-trips")
+    redis_tier = RedisTier(url)
+    dynamodb_tier = DynamoDBTier("bench-trips", client=dynamodb)
+
+    def environment(lock: bool = True) -> Any:
+        @cached_tiered(ttl=300, tiers=[MemoryTier(), redis_tier, dynamodb_tier], lock=lock,
+                       namespace="bench-trips")  # fmt: skip
+        def quote(symbol: str) -> dict[str, Any]:
+            return VALUE
+
+        return quote
+
+    def count(operation: Callable[[], object]) -> tuple[int, int]:
+        calls = dynamodb_calls(dynamodb)
+        with redis_round_trips() as trips:
+            operation()
+        return len(trips), len(calls)
+
+    def nothing() -> None:
+        return None
+
+    def evict_l1() -> None:
+        warm.cache.tiers[0].clear("")
+
+    def flush_redis() -> None:
+        redis_tier.client.flushall()
+
+    warm = environment()
+    rows: list[tuple[str, Callable[[], object], Callable[[], object], str]] = [
+        ("full miss, lock on (new key)", nothing, lambda: warm("A"), "5"),
+        ("full miss, lock off (new key)", nothing, lambda: environment(lock=False)("B"), ""),
+        ("L1 hit", nothing, lambda: warm("A"), "0"),
+        ("L2 hit, new environment", nothing, lambda: environment()("A"), "2"),
+        ("L2 hit, warm environment (L1 evicted)", evict_l1, lambda: warm("A"), "1"),
+        (
+            "L3 hit after a Redis flush, new environment",
+            flush_redis,
+            lambda: environment()("A"),
+            "",
+        ),
+        ("invalidate()", nothing, lambda: warm.invalidate("A"), ""),
+        ("refresh()", nothing, lambda: warm.refresh("A"), ""),
+    ]
+    print("\nRound trips per operation (L1 + L2 Redis + L3 DynamoDB), counted in this process")
+    print(f"  {'operation':<46}{'Redis':>6}{'DynamoDB':>10}   before (issue 9)")
+    for label, setup, operation, before in rows:
+        setup()
+        redis_trips, dynamodb_trips = count(operation)
+        print(f"  {label:<46}{redis_trips:>6}{dynamodb_trips:>10}   {before}")
+    redis_tier.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations: checks it runs")
@@ -339,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(fake_aws_environment())
         l2_row(redis_server.url, rounds=3 if quick else 15, calls=20 * scale)
         l3_row(moto.endpoint, rounds=3 if quick else 9, calls=5 * scale // 2 or 5)
+        round_trips_row(redis_server.url, moto.endpoint)
         batch_row(redis_server.url, moto.endpoint, ids=20 if quick else 100)
         herd_row(redis_server.url, workers=4 if quick else 16)
         coldstart.show(

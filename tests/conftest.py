@@ -7,6 +7,7 @@ tests never see each other's entries.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +21,10 @@ for _name in list(os.environ):
     if _name.startswith(("STRATACACHE_", "POWERTOOLS_")) or _name == "AWS_ENDPOINT_URL_DYNAMODB":
         del os.environ[_name]
 
-from stratacache import metrics  # noqa: E402 - after the environment is made safe
+import stratacache.tiers  # noqa: E402 - after the environment is made safe
+from stratacache import lifecycle, metrics  # noqa: E402
 from stratacache.tiers import DynamoDBTier, RedisTier  # noqa: E402
+from tests.support import FakeSnapshotRuntime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +103,20 @@ def emf(capsys: pytest.CaptureFixture[str]) -> pytest.CaptureFixture[str]:
     metrics.publish_metrics()
     capsys.readouterr()
     return capsys
+
+
+@pytest.fixture
+def snapstart(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSnapshotRuntime]:
+    """A runtime that offers SnapStart hooks, in an environment whose lifecycle starts now.
+
+    Only the caches and shared tiers built during the test are known to the hooks;
+    the shared tiers built are closed afterwards.
+    """
+    runtime = FakeSnapshotRuntime()
+    monkeypatch.setitem(sys.modules, lifecycle.RUNTIME_MODULE, runtime)
+    monkeypatch.setattr(lifecycle, "_state", lifecycle._State())
+    shared: dict[Any, Any] = {}
+    monkeypatch.setattr(stratacache.tiers, "_shared", shared)
+    yield runtime
+    for tier in shared.values():
+        tier.close()

@@ -5,18 +5,24 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
-import contextlib
+import http.client
+import http.server
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import threading
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-from unittest import mock
+from types import ModuleType
+from typing import Any, TypeVar
 
-from stratacache.tiers import MemoryTier
+from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
+from stratacache.tiers.base import Missing
+
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -30,6 +36,100 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FakeSnapshotRuntime(ModuleType):
+    """The Lambda runtime's ``snapshot_restore_py``: it records hooks and runs them when told.
+
+    As awslambdaric's hooks runner does, before-snapshot hooks run in the reverse
+    order of their registration, after-restore hooks in their order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("snapshot_restore_py")
+        self.before: list[Callable[[], object]] = []
+        self.after: list[Callable[[], object]] = []
+
+    def register_before_snapshot(self, func: Callable[[], object]) -> Callable[[], object]:
+        self.before.append(func)
+        return func
+
+    def register_after_restore(self, func: Callable[[], object]) -> Callable[[], object]:
+        self.after.append(func)
+        return func
+
+    def snapshot(self) -> None:
+        for hook in reversed(self.before):
+            hook()
+
+    def restore(self) -> None:
+        for hook in self.after:
+            hook()
+
+
+class KeepAliveProxy:
+    """An HTTP/1.1 front for moto that keeps its clients' connections open, as AWS does.
+
+    moto's server closes the connection after every answer; behind this proxy a
+    boto3 client reuses its connection, ``accepted`` counts the connections made and
+    ``operations`` the calls.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.accepted = 0
+        self.operations: list[str] = []
+        """The DynamoDB operations forwarded, in order (``GetItem``, ...)."""
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                proxy.operations.append(self.headers.get("X-Amz-Target", "").rpartition(".")[2])
+                host, port = proxy.upstream.hostname, proxy.upstream.port
+                upstream = http.client.HTTPConnection(host or "", port, timeout=30)
+                try:
+                    upstream.request("POST", self.path, body, dict(self.headers.items()))
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                proxy.accepted += 1
+                super().process_request(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> KeepAliveProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+)
 
 
 class BrokenTier(MemoryTier):
@@ -282,57 +382,6 @@ def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
     return loaded
 
 
-# ---------------------------------------------------------------- round trips
-
-HANDSHAKE = frozenset({"HELLO", "AUTH", "CLIENT", "SELECT", "PING", "READONLY"})
-
-
-def _command_names(packed: object) -> list[str]:
-    """The command names in bytes redis-py sends (RESP arrays of bulk strings)."""
-    data = packed if isinstance(packed, bytes) else b"".join(packed)  # type: ignore[arg-type]
-    names: list[str] = []
-    at = 0
-    while at < len(data) and data[at : at + 1] == b"*":
-        end = data.index(b"\r\n", at)
-        count = int(data[at + 1 : end])
-        at = end + 2
-        for index in range(count):
-            end = data.index(b"\r\n", at)
-            size = int(data[at + 1 : end])
-            if index == 0:
-                names.append(data[end + 2 : end + 2 + size].decode().upper())
-            at = end + 2 + size + 2
-    return names
-
-
-@contextlib.contextmanager
-def redis_round_trips() -> Iterator[list[list[str]]]:
-    """Every round trip redis-py makes in this process meanwhile, as the commands it carried.
-
-    A pipeline or a script is one round trip; connection handshakes are left out.
-    """
-    from redis.connection import AbstractConnection
-
-    trips: list[list[str]] = []
-    original = AbstractConnection.send_packed_command
-
-    def counting(self: Any, command: Any, check_health: bool = True) -> None:
-        names = _command_names(command)
-        if names and names[0] not in HANDSHAKE:
-            trips.append(names)
-        original(self, command, check_health)  # type: ignore[no-untyped-call]
-
-    with mock.patch.object(AbstractConnection, "send_packed_command", counting):
-        yield trips
-
-
-def dynamodb_calls(client: Any) -> list[str]:
-    """The operations ``client`` calls from now on, in order (retries of one call count once)."""
-    calls: list[str] = []
-    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
-    return calls
-
-
 @dataclass
 class Build:
     """What ``sam build`` made (the e2e session fixture ``sam_built``)."""
@@ -469,3 +518,39 @@ def dynamodb_attribute_values() -> Any:
         ),
         max_leaves=6,
     )
+
+
+# ---------------------------------------------------------------- stopping a call mid-way
+
+
+class Gate:
+    """Stops the next read of a tier right after it returned, until released."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.stopped = threading.Event()
+        self.go = threading.Event()
+
+    def pass_through(self, result: T) -> T:
+        if self.armed:
+            self.armed = False
+            self.stopped.set()
+            assert self.go.wait(30)
+        return result
+
+
+class GatedRedis(RedisTier):
+    gate = Gate()
+
+    def get(self, key: str) -> object | Missing:
+        return self.gate.pass_through(super().get(key))
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+        return self.gate.pass_through(super().get_with_counter(key, counter))
+
+
+class GatedDynamoDB(DynamoDBTier):
+    gate = Gate()
+
+    def get(self, key: str) -> object | Missing:
+        return self.gate.pass_through(super().get(key))

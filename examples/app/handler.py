@@ -7,7 +7,10 @@ Whole HTTP answers are cached too (``@http_cached``): they carry ``Cache-Control
 from the entry's remaining lifetime and an ``ETag``, and ``If-None-Match`` gets a 304,
 so CloudFront or a browser in front can keep and revalidate them. A warm-up ping
 (``template.yaml``'s ``WarmupSchedule``) loads the hot symbols' quotes into L1 and
-returns before the handler runs (``@warmup``).
+returns before the handler runs (``@warmup``); it also pings Redis and DynamoDB
+(``stratacache.warm``), so every ping uses both connections, even when every hot quote
+was already in L1. Under provisioned concurrency or SnapStart, ``warm`` also runs by itself
+when ``fetch_quote`` is decorated, during initialisation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stratacache import cached_tiered, log_cache_metrics
+from stratacache import cached_tiered, log_cache_metrics, warm
 from stratacache.http import http_cached
 from stratacache.warmup import hot_calls, warmup
 
@@ -55,7 +58,7 @@ def quote_response(event: dict[str, Any], context: object) -> dict[str, Any]:
     }
 
 
-@warmup(hot=[hot_calls(fetch_quote, HOT_SYMBOLS)])
+@warmup(hot=[hot_calls(fetch_quote, HOT_SYMBOLS)], prepare=[warm])
 @metrics.log_metrics
 @log_cache_metrics
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from stratacache.errors import (
     StratacacheError,
 )
 from stratacache.iam import ElastiCacheIAMProvider
+from stratacache.lifecycle import warm
 from stratacache.metrics import log_cache_metrics, publish_metrics
 from stratacache.serialization import JsonSerializer, PickleSerializer, Serializer
 from stratacache.tiered import TieredCache
@@ -60,4 +61,5 @@ __all__ = [
     "log_cache_metrics",
     "publish_metrics",
     "tiers_from_env",
+    "warm",
 ]

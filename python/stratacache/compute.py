@@ -65,10 +65,19 @@ def _io(fn: Callable[..., Any], *args: Any) -> Io:
 # ---------------------------------------------------------------- the algorithm
 
 
-def get_or_compute(cache: TieredCache, full_key: str) -> Steps:
-    """Look up; serve a hit (refreshing it if due), else compute once and store."""
-    call = cache.begin()
-    record = yield _io(cache.read, full_key, call)
+def get_or_compute(
+    cache: TieredCache, full_key: str, seen: tuple[Call, Record | None] | None = None
+) -> Steps:
+    """Look up; serve a hit (refreshing it if due), else compute once and store.
+
+    ``seen`` is a lookup the caller already made (its call and what it found),
+    so a decorator can answer a plain hit without starting the algorithm.
+    """
+    if seen is None:
+        call = cache.begin()
+        record = yield _io(cache.read, full_key, call)
+    else:
+        call, record = seen
     if record is not None:
         if not cache.refresh_due(record):
             return record.value
@@ -145,9 +154,12 @@ def refresh_stale(cache: TieredCache, full_key: str, call: Call, record: Record)
 
 
 def refresh(cache: TieredCache, full_key: str) -> Steps:
-    """Recompute now and overwrite every tier; older fills can no longer land."""
-    cache.mark(full_key)
-    call = cache.begin(force=True)
+    """Invalidate, then recompute and write where only this call's tombstones stand.
+
+    Older fills, and older refreshes, can no longer land; a newer invalidation or
+    refresh that lands first wins over this one.
+    """
+    call = yield _io(cache.reset, full_key)
     return (yield from compute_and_store(cache, full_key, call, None))
 
 

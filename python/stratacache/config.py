@@ -44,6 +44,9 @@ ENV_POWERTOOLS_FUNCTION_NAME = "POWERTOOLS_METRICS_FUNCTION_NAME"
 ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 ENV_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
+WARM_INITIALIZATION_TYPES: Final = frozenset({"provisioned-concurrency", "snap-start"})
+"""Initialisation types that run before any request waits: ``warm()`` runs by itself there."""
+
 DEFAULT_TTL = 300.0
 DEFAULT_NAMESPACE = "stratacache"
 DEFAULT_L1_MAXSIZE = 1024
@@ -346,3 +349,16 @@ def initialized_ahead() -> bool:
     ``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`` counts.
     """
     return os.environ.get(ENV_LAMBDA_INITIALIZATION_TYPE) == "provisioned-concurrency"
+
+
+def warms_at_init() -> bool:
+    """Whether the first cache built should open the shared tiers' connections by itself.
+
+    True when ``AWS_LAMBDA_INITIALIZATION_TYPE`` is ``provisioned-concurrency`` or
+    ``snap-start`` (Lambda initialises those environments before any request waits
+    for them), unless ``STRATACACHE_DISABLED`` is on. Never raises: it is asked while
+    a cache is being built.
+    """
+    if os.environ.get(ENV_LAMBDA_INITIALIZATION_TYPE) not in WARM_INITIALIZATION_TYPES:
+        return False
+    return os.environ.get(ENV_DISABLED, "").strip().lower() not in _TRUE

@@ -79,6 +79,11 @@ class Record(NamedTuple):
     delta: float = 0.0
 
 
+def _record(fields: tuple[object, ...]) -> Record:
+    """A Record from its fields in order, without NamedTuple's keyword handling."""
+    return tuple.__new__(Record, fields)
+
+
 class Payload(NamedTuple):
     """A value serialized (and maybe compressed) once, to be wrapped per tier."""
 
@@ -145,6 +150,8 @@ class Codec:
         self.key = resolve_signing_key(signing_key, self.serializer)
         self.max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
         self.overhead = HEADER_SIZE + (MAC_SIZE if self.key is not None else 0)
+        self._serializer_id = self.serializer.id
+        self._loads = self.serializer.loads
         """Bytes the envelope adds to a payload (the header, and the signature if any)."""
 
     # ------------------------------------------------------------ writing
@@ -266,9 +273,10 @@ class Codec:
 
     def decode(self, full_key: str, blob: object) -> Record:
         """Parse and verify a stored record; :class:`SerializationError` for anything foreign."""
-        if not isinstance(blob, bytes | bytearray | memoryview):
-            raise SerializationError(f"stored value is {type(blob).__name__}, not bytes")
-        blob = bytes(blob)
+        if type(blob) is not bytes:
+            if not isinstance(blob, bytearray | memoryview):
+                raise SerializationError(f"stored value is {type(blob).__name__}, not bytes")
+            blob = bytes(blob)
         if len(blob) < HEADER_SIZE:
             raise SerializationError("stored value is too short to be an envelope")
         magic, fmt, flags, version, generation, expires, keep, stale, delta = _HEADER.unpack_from(
@@ -288,26 +296,39 @@ class Codec:
                 raise SerializationError("entry signature does not match its key and contents")
         elif flags & _SIGNED:
             start += MAC_SIZE
-        if flags & _SERIALIZER != self.serializer.id:
+        if flags & _SERIALIZER != self._serializer_id:
             raise SerializationError(
                 f"entry was written by serializer {flags & _SERIALIZER}, "
-                f"this cache reads serializer {self.serializer.id}"
+                f"this cache reads serializer {self._serializer_id}"
             )
-        times = (_seconds(expires), _seconds(keep), _seconds(stale), delta / 1000)
+        kind = VALUE
+        value: object = None
         if flags & _TOMBSTONE:
-            return Record(TOMBSTONE, None, version, generation, *times)
-        if flags & _LEASE:
-            return Record(LEASE, None, version, generation, *times)
-        data = blob[start:]
-        try:
-            if flags & _COMPRESSED:
-                data = self._inflate(data)
-            value = self.serializer.loads(data)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise SerializationError(f"cannot decode stored value: {exc}") from exc
-        return Record(VALUE, value, version, generation, *times)
+            kind = TOMBSTONE
+        elif flags & _LEASE:
+            kind = LEASE
+        else:
+            data = blob[start:]
+            try:
+                if flags & _COMPRESSED:
+                    data = self._inflate(data)
+                value = self._loads(data)
+            except SerializationError:
+                raise
+            except Exception as exc:
+                raise SerializationError(f"cannot decode stored value: {exc}") from exc
+        return _record(
+            (
+                kind,
+                value,
+                version,
+                generation,
+                expires / 1000 if expires else None,
+                keep / 1000 if keep else None,
+                stale / 1000 if stale else None,
+                delta / 1000,
+            )
+        )
 
     def _inflate(self, data: bytes) -> bytes:
         # In steps: an entry that inflates past the limit is refused holding at most the

@@ -27,15 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from stratacache.metrics import BREAKER_OPENED, ERROR, HIT, MISS, ORIGIN, ORIGIN_CALL
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-HIT: Final = "CacheHit"
-MISS: Final = "CacheMiss"
-ERROR: Final = "CacheError"
-BREAKER_OPENED: Final = "CacheBreakerOpened"
-ORIGIN_CALL: Final = "CacheOriginCall"
-ORIGIN: Final = "origin"
 HOURS_PER_MONTH: Final = 730.0
 """The month AWS prices by."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from stratacache.errors import ConfigurationError, SerializationError
@@ -48,22 +48,24 @@ def redact(exc: BaseException) -> str:
 class Call:
     """What one cached call has seen: when it began, the records it read, the tiers that failed.
 
-    ``observed[(tier index, key)]`` is the version of the record the call saw
-    there (``None``: nothing), which its writes expect; ``kept`` is until when
-    that record was to be kept, which a write replacing it keeps at least;
-    ``leased`` is until when another caller's lease seen there runs.
+    ``seen[(tier index, key)]`` is ``(version, keep_until, lease_until)`` of the
+    record the call saw there: the version its writes expect (``None``: nothing
+    there), until when that record was to be kept (a write replacing it keeps it
+    at least that long), and until when another caller's lease seen there runs.
     """
 
-    __slots__ = ("began", "epoch", "force", "kept", "leased", "observed", "sick")
+    __slots__ = ("began", "epoch", "force", "seen", "sick")
 
     def __init__(self, began: float, epoch: int, force: bool = False) -> None:
         self.began = began
         self.epoch = epoch
         self.force = force
-        self.observed: dict[tuple[int, str], bytes | None] = {}
-        self.kept: dict[tuple[int, str], float | None] = {}
-        self.leased: dict[tuple[int, str], float] = {}
-        self.sick: set[int] = set()
+        self.seen: dict[tuple[int, str], tuple[bytes | None, float | None, float]] = {}
+        self.sick: frozenset[int] = _HEALTHY  # replaced, not changed: most calls never need one
+
+
+NOTHING_SEEN: Final[tuple[None, None, float]] = (None, None, 0.0)
+_HEALTHY: Final[frozenset[int]] = frozenset()
 
 
 class Slot:
@@ -161,7 +163,7 @@ class Slot:
         if isinstance(exc, SerializationError):
             return  # a bad entry says nothing about the tier's health
         if call is not None:
-            call.sick.add(self.index)
+            call.sick = call.sick | {self.index}
         if self.breaker is not None:
             self.breaker.failure()
 
@@ -176,6 +178,10 @@ class Slot:
 
 class Marks:
     """Per-key marks that keep in-flight writes out of the memory tiers after an invalidation.
+
+    A mark and the memory change that goes with it (a delete, an explicit
+    write) happen under one lock, and so does every conditional write's check
+    and write: a call that began before a mark can never write after it.
 
     Example:
         >>> marks = Marks()
@@ -193,22 +199,35 @@ class Marks:
         self.marks: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def mark(self, key: str) -> None:
-        """Refuse writes of ``key`` by calls that began before now."""
+    def mark(self, key: str, then: Callable[[], object] | None = None) -> None:
+        """Refuse writes of ``key`` by calls that began before now; then run ``then``."""
         with self._lock:
             self.epoch += 1
             if len(self.marks) >= MAX_MARKS:  # forget them all, refuse every older call
                 self.marks.clear()
                 self.floor = self.epoch
             self.marks[key] = self.epoch
+            if then is not None:
+                then()
 
-    def mark_all(self) -> None:
-        """Refuse every write by calls that began before now."""
+    def mark_all(self, then: Callable[[], object] | None = None) -> None:
+        """Refuse every write by calls that began before now; then run ``then``."""
         with self._lock:
             self.epoch += 1
             self.marks.clear()
             self.floor = self.epoch
+            if then is not None:
+                then()
 
     def writable(self, key: str, since: int) -> bool:
         """Whether a call that began at epoch ``since`` may still write ``key``."""
-        return self.floor < since + 1 and self.marks.get(key, 0) <= since
+        return self.floor <= since and self.marks.get(key, 0) <= since
+
+    def guarded(
+        self, keys: Iterable[str], since: int, write: Callable[[list[str]], object]
+    ) -> None:
+        """``write(the keys still writable)`` for a call that began at ``since``, atomically."""
+        with self._lock:
+            allowed = [key for key in keys if self.writable(key, since)]
+            if allowed:
+                write(allowed)

@@ -12,6 +12,7 @@ live in modules of their own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -30,9 +31,10 @@ from stratacache.errors import (
 from stratacache.freshness import Fresh, Freshness
 from stratacache.generations import Generation
 from stratacache.keys import KeyLayout, lock_key
+from stratacache.lifecycle import track
 from stratacache.serialization import Serializer
 from stratacache.singleflight import SingleFlight
-from stratacache.slots import FAILED, Call, Marks, Slot, redact
+from stratacache.slots import FAILED, NOTHING_SEEN, Call, Marks, Slot, redact
 from stratacache.tiers.base import ANY, FOREIGN, MISS, CounterTier, Foreign, Missing, Tier
 from stratacache.tiers.memory import MemoryTier
 
@@ -142,6 +144,7 @@ class TieredCache:
         )
         self.counts = [slot.counts for slot in self.slots]
         self.remote = any(slot.remote for slot in self.slots)
+        self._write_order = tuple(sorted(self.slots, key=lambda slot: not slot.remote))
         self.measure = any(slot.limit is not None for slot in self.slots)
         self.flights = SingleFlight()
         self.marks = Marks()
@@ -168,8 +171,10 @@ class TieredCache:
             first if isinstance(first, MemoryTier) and not self.freshness.enabled else None
         )
         """The L1 fast-path seam: the memory tier a decorator may read directly (its
-        ``data`` maps a stored key to ``(value, expires_at)`` on its ``timer``), or
-        ``None`` when every call must take the full path (freshness facts in L1)."""
+        ``entries`` map a stored key to ``(value, expires_at)`` on its ``timer``, and
+        ``touch(key)`` keeps the LRU order), or ``None`` when every call must take
+        the full path (freshness facts in L1)."""
+        track(self)  # the Lambda lifecycle hooks reach every live cache (weakly held)
 
     def __repr__(self) -> str:
         return (
@@ -210,8 +215,10 @@ class TieredCache:
 
     def _forget_generation(self) -> None:
         """A newer generation: nothing this environment holds or is computing is current."""
-        self.marks.mark_all()
+        self.marks.mark_all(then=self._clear_memory)
         self.flights.forget()
+
+    def _clear_memory(self) -> None:
         for slot in self.slots:
             if not slot.remote:
                 slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
@@ -251,7 +258,7 @@ class TieredCache:
         at = (slot.index, full_key)
         if raw is MISS:
             slot.counts.misses += 1
-            call.observed[at] = None
+            call.seen[at] = NOTHING_SEEN
             return None
         if not slot.remote:
             left = slot.tier.remaining_ttl(full_key)
@@ -265,17 +272,16 @@ class TieredCache:
                     raw.stale_at, raw.delta,
                 )  # fmt: skip
             return Record(VALUE, raw, b"", self.generation.value, expires_at, None)
-        if isinstance(raw, Foreign):
+        if type(raw) is not bytes and isinstance(raw, Foreign):
             slot.bad_entry(full_key, raw.what)
-            call.observed[at] = FOREIGN if raw.version is None else raw.version
+            call.seen[at] = (FOREIGN if raw.version is None else raw.version, None, 0.0)
             return None
         try:
             record = self.codec.decode(full_key, raw)
         except SerializationError as exc:
             slot.bad_entry(full_key, str(exc))
-            call.observed[at] = (
-                version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
-            )
+            version = version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
+            call.seen[at] = (version, None, 0.0)
             return None
         self._note(call, at, record, now)
         if record.kind is not VALUE or (record.expires_at is not None and record.expires_at <= now):
@@ -291,12 +297,12 @@ class TieredCache:
     @staticmethod
     def _note(call: Call, at: tuple[int, str], record: Record, now: float) -> None:
         """Remember what a call saw: what its writes expect, and whose lease it must respect."""
-        call.observed[at] = record.version
-        call.kept[at] = record.keep_until
-        if record.kind is LEASE and record.expires_at is not None and record.expires_at > now:
-            call.leased[at] = record.expires_at
-        else:
-            call.leased.pop(at, None)
+        lease = record.expires_at if record.kind is LEASE else None
+        call.seen[at] = (
+            record.version,
+            record.keep_until,
+            lease if lease is not None and lease > now else 0.0,
+        )
 
     def read(self, full_key: str, call: Call) -> Record | None:
         """The entry of ``full_key`` from the fastest tier holding it, promoted into faster ones."""
@@ -357,7 +363,7 @@ class TieredCache:
         return True
 
     def _expect(self, slot: Slot, full_key: str, call: Call) -> bytes | None:
-        return ANY if call.force else call.observed.get((slot.index, full_key))
+        return ANY if call.force else call.seen.get((slot.index, full_key), NOTHING_SEEN)[0]
 
     def _keep(
         self, slot: Slot, full_key: str, call: Call, until: float | None, now: float
@@ -365,7 +371,7 @@ class TieredCache:
         """Seconds a record is kept: its own life, and no less than the record it replaces."""
         if until is None:
             return None
-        kept = call.kept.get((slot.index, full_key))
+        kept = call.seen.get((slot.index, full_key), NOTHING_SEEN)[1]
         if kept is not None:  # a tombstone's protection outlives what replaces it
             until = max(until, kept)
         return max(until - now, 0.001)
@@ -421,8 +427,6 @@ class TieredCache:
                             keep = self._keep(slot, full_key, call, expires_at, now)
                             blobs[full_key] = (blob, self._expect(slot, full_key, call), keep)
                         continue
-                    if not self.marks.writable(full_key, call.epoch):
-                        continue
                     if slot.limit is not None:
                         size = self.codec.overhead + len(payload(full_key, record.value).data)
                         if self._too_big(slot, full_key, size):
@@ -435,12 +439,36 @@ class TieredCache:
                     if record.stale_at is None
                     else Fresh(record.value, record.stale_at, record.delta)
                 )
-                slot.run(
-                    "promote", call, slot.tier.set, full_key, value, lifetime,
-                    write=True, skip=False,
-                )  # fmt: skip
+                self._to_memory(slot, call, {full_key: value}, lifetime)
             if blobs:
                 slot.run("promote", call, self._swap_blobs, slot, blobs, write=True, skip=False)
+
+    def _to_memory(
+        self, slot: Slot, call: Call, values: Mapping[str, object], lifetime: float | None
+    ) -> None:
+        """Write into a memory tier, atomically with respect to invalidation marks.
+
+        An explicit write (``call.force``) marks each key as it writes it, so that
+        nothing that began earlier writes after it; any other write goes only to
+        keys not marked since its call began.
+        """
+
+        def put(keys: list[str]) -> None:
+            if len(keys) == 1:
+                (key,) = keys
+                slot.run(
+                    "set", call, slot.tier.set, key, values[key], lifetime, write=True, skip=False
+                )
+                return
+            batch = {key: values[key] for key in keys}
+            slot.run("set_many", call, slot.tier.set_many, batch, lifetime, write=True, skip=False)
+
+        if not call.force:
+            self.marks.guarded(values, call.epoch, put)
+            return
+        for key in values:
+            self.marks.mark(key, then=functools.partial(put, [key]))
+            self.flights.forget(key)
 
     @staticmethod
     def _swap_blobs(
@@ -502,7 +530,7 @@ class TieredCache:
         version = new_version()
         generation = self.generation.value
         lease = self._lease_slots[0] if token is not None and self._lease_slots else None
-        for slot in self.slots:
+        for slot in self._write_order:  # shared tiers first: memory is the last to change
             lifetime = slot.tier.ttl if slot.tier.ttl is not None else hard
             if not slot.allowed(call, write=True):
                 continue
@@ -527,12 +555,9 @@ class TieredCache:
                 )  # fmt: skip
                 if slot is lease and done is not FAILED:
                     lease = None  # replaced by the value, or already gone
-            elif call.force or self.marks.writable(full_key, call.epoch):
+            else:
                 stored = value if stale_at is None else Fresh(value, stale_at, delta)
-                slot.run(
-                    "set", call, slot.tier.set, full_key, stored, lifetime,
-                    write=True, skip=False,
-                )  # fmt: skip
+                self._to_memory(slot, call, {full_key: stored}, lifetime)
         if lease is not None and token is not None:  # the value skipped the lease's tier
             self.give_up(lease, full_key, call, token)
         return True
@@ -560,14 +585,14 @@ class TieredCache:
         at = (slot.index, full_key)
         for _ in range(3):  # the record changed under us: judge the new one
             now = self.clock()
-            if call.leased.get(at, 0.0) > now:  # never take a live lease from its holder
+            if call.seen.get(at, NOTHING_SEEN)[2] > now:  # never take a live lease from its holder
                 return WAIT
             until = now + self.lock_lease
             keep = self._keep(slot, full_key, call, until, now)
             blob = self.codec.lease(full_key, token, until, now + (keep or self.lock_lease))
             got = slot.run(
                 "lock", call, slot.tier.swap, full_key, blob, keep,  # type: ignore[attr-defined]
-                call.observed.get((slot.index, full_key)), write=True, skip=False,
+                call.seen.get(at, NOTHING_SEEN)[0], write=True, skip=False,
             )  # fmt: skip
             if got is FAILED:
                 return None
@@ -667,11 +692,6 @@ class TieredCache:
 
     # ------------------------------------------------------------ invalidation
 
-    def mark(self, full_key: str) -> None:
-        """From now on, nothing computed or read before this moment is served for ``full_key``."""
-        self.marks.mark(full_key)
-        self.flights.forget(full_key)
-
     def invalidate(self, full_key: str, *, strict: bool = False) -> bool:
         """Remove ``full_key`` from every tier, leaving tombstones that refuse older fills.
 
@@ -681,32 +701,82 @@ class TieredCache:
         even while a breaker is open: an invalidation skipped now would leave a
         stale entry to be served once the tier is back.
         """
-        self.mark(full_key)
-        now = self.clock()
-        version = new_version()
-        removed = False
-        failure: Exception | None = None
-        for slot in self.slots:
-            tier = slot.tier
-            if slot.remote and tier.capabilities.versioned:
-                blob = self.codec.tombstone(
-                    full_key, version, self.generation.value, now + self.tombstone_ttl
-                )
-                got = slot.run(
-                    "delete", None, tier.swap,  # type: ignore[attr-defined]
-                    full_key, blob, self.tombstone_ttl, ANY, skip=False,
-                )  # fmt: skip
-                if got is not FAILED:
-                    removed = self._was_live(full_key, got[1], now) or removed
-            else:
-                got = slot.run("delete", None, tier.delete, full_key, skip=False)
-                if got is not FAILED:
-                    removed = bool(got) or removed
-            if got is FAILED:
-                failure = failure or slot.last_error
+        removed, failure = self._forget([full_key])
         if strict and failure is not None:
             raise InvalidationError(f"could not delete {full_key} from every tier") from failure
         return removed
+
+    def reset(self, full_key: str) -> Call:
+        """Invalidate ``full_key`` and return a call that has seen the tombstones it left.
+
+        A refresh is this, then a fill by that call: its writes may replace its own
+        tombstones and nothing else, so a refresh whose value was computed before
+        another invalidation finished can never write over it.
+        """
+        call = self.begin()
+        self._forget([full_key], call)
+        call.epoch = self.marks.epoch  # it began after its own mark
+        return call
+
+    def _forget(
+        self, full_keys: Sequence[str], seen: Call | None = None
+    ) -> tuple[bool, Exception | None]:
+        """Tombstones in the shared tiers, then (marked, atomically) out of memory.
+
+        Memory goes last: a call that read a shared tier before the tombstones
+        landed began before the mark, so it can no longer write what it read.
+        ``seen`` records the tombstones as what that call observed.
+        """
+        now = self.clock()
+        removed = False
+        failure: Exception | None = None
+        for slot in self.slots:
+            if not slot.remote:
+                continue
+            tier = slot.tier
+            if tier.capabilities.versioned:
+                until = now + self.tombstone_ttl
+                versions = {key: new_version() for key in full_keys}
+                items = {
+                    key: (
+                        self.codec.tombstone(key, versions[key], self.generation.value, until),
+                        ANY,
+                        self.tombstone_ttl,
+                    )
+                    for key in full_keys
+                }
+                if seen is not None:
+                    for key in full_keys:
+                        seen.seen[(slot.index, key)] = (versions[key], until, 0.0)
+                if len(full_keys) == 1:
+                    ((key, (blob, _, keep)),) = items.items()
+                    got = slot.run(
+                        "delete", None, tier.swap, key, blob, keep, ANY,  # type: ignore[attr-defined]
+                        skip=False,
+                    )  # fmt: skip
+                    if got is not FAILED:
+                        removed = self._was_live(key, got[1], now) or removed
+                else:
+                    got = slot.run("delete_many", None, tier.swap_many, items, skip=False)  # type: ignore[attr-defined]
+            elif len(full_keys) == 1:
+                got = slot.run("delete", None, tier.delete, full_keys[0], skip=False)
+                removed = (got is not FAILED and bool(got)) or removed
+            else:
+                got = slot.run("delete_many", None, tier.delete_many, full_keys, skip=False)
+            if got is FAILED:
+                failure = failure or slot.last_error
+        memory = [slot for slot in self.slots if not slot.remote]
+        for key in full_keys:
+
+            def drop(key: str = key) -> None:
+                nonlocal removed
+                for slot in memory:
+                    got = slot.run("delete", None, slot.tier.delete, key, skip=False)
+                    removed = (got is not FAILED and bool(got)) or removed
+
+            self.marks.mark(key, then=drop)
+            self.flights.forget(key)
+        return removed, failure
 
     def _was_live(self, full_key: str, raw: object, now: float) -> bool:
         if not isinstance(raw, bytes):
@@ -770,7 +840,7 @@ class TieredCache:
                         _warn_unserializable(full_key, exc)
                         del values[full_key]
         generation = self.generation.value
-        for slot in self.slots:
+        for slot in self._write_order:  # shared tiers first: memory is the last to change
             lifetime = slot.tier.ttl if slot.tier.ttl is not None else lifetime_default
             if not values or not slot.allowed(call, write=True):
                 continue
@@ -801,15 +871,7 @@ class TieredCache:
                 }
                 slot.run("set_many", call, self._swap_blobs, slot, blobs, write=True, skip=False)
             else:
-                writable = {
-                    key: value
-                    for key, value in fits.items()
-                    if call.force or self.marks.writable(key, call.epoch)
-                }
-                slot.run(
-                    "set_many", call, slot.tier.set_many, writable, lifetime,
-                    write=True, skip=False,
-                )  # fmt: skip
+                self._to_memory(slot, call, fits, lifetime)
 
     # ------------------------------------------------------------ imperative API
 
@@ -864,7 +926,6 @@ class TieredCache:
         """Write ``value`` under a stored key in every tier, unconditionally (an explicit write)."""
         if ttl is not _INHERIT:
             ttl = check_ttl(ttl)
-        self.mark(full_key)
         return self.write(full_key, value, self.begin(force=True), ttl=ttl)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, object]:
@@ -876,8 +937,6 @@ class TieredCache:
     def set_many(self, items: Mapping[str, object], ttl: float | None = _INHERIT) -> None:
         """Cache several values at once: one batch call per tier."""
         values = {self.full_key(key): value for key, value in items.items()}
-        for full_key in values:
-            self.mark(full_key)
         self.write_many(values, self.begin(force=True), ttl)
 
     def delete(self, key: str, *, strict: bool = False) -> bool:
@@ -890,24 +949,7 @@ class TieredCache:
 
     def invalidate_many(self, full_keys: Sequence[str]) -> None:
         """:meth:`invalidate` for several stored keys, one batch call per tier."""
-        for full_key in full_keys:
-            self.mark(full_key)
-        now = self.clock()
-        for slot in self.slots:
-            tier = slot.tier
-            if slot.remote and tier.capabilities.versioned:
-                until = now + self.tombstone_ttl
-                items = {
-                    key: (
-                        self.codec.tombstone(key, new_version(), self.generation.value, until),
-                        ANY,
-                        self.tombstone_ttl,
-                    )
-                    for key in full_keys
-                }
-                slot.run("delete_many", None, tier.swap_many, items, skip=False)  # type: ignore[attr-defined]
-            else:
-                slot.run("delete_many", None, tier.delete_many, full_keys, skip=False)
+        self._forget(full_keys)
 
     def _peek(self, full_key: str) -> Iterable[tuple[Slot, Record, object]]:
         """(slot, record, raw) of every tier holding a live entry, uncounted, unpromoted."""
@@ -997,10 +1039,11 @@ class TieredCache:
         For maintenance: it scans. Unlike :meth:`invalidate_all`, a fill already
         under way when it runs may still land afterwards.
         """
-        self.marks.mark_all()
+        for slot in self.slots:  # not skipped, as in delete(); memory last
+            if slot.remote:
+                slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
+        self.marks.mark_all(then=self._clear_memory)
         self.flights.forget()
-        for slot in self.slots:  # not skipped, as in delete()
-            slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
 
     def close(self) -> None:
         """Release the tiers' connections; they reconnect on next use."""

@@ -147,8 +147,8 @@ def test_cached_tiered_without_settings_is_l1_only(origin: Counter) -> None:
         origin()
         return 42
 
-    assert answer() == answer() == 42
-    assert len(origin.calls) == 1
+    assert [answer(), answer()] == [42, 42]
+    assert len(origin.calls) == 1  # the second came from L1
     assert [tier.name for tier in answer.cache.tiers] == ["L1"]
 
 
@@ -530,3 +530,22 @@ def test_a_bad_ttl_in_the_environment_names_the_variable(monkeypatch: pytest.Mon
     monkeypatch.setenv("STRATACACHE_TTL", "five minutes")
     with pytest.raises(ConfigurationError, match="STRATACACHE_TTL"):
         cached(lambda: 1)
+
+
+def scaled_by(factor: int, remote_env: dict[str, str]) -> Any:
+    @cached_tiered(ttl=60)
+    def scale(x: int) -> int:
+        return factor * x
+
+    return scale
+
+
+def test_closures_from_one_factory_never_share_entries_in_l2_and_l3(
+    remote_env: dict[str, str],
+) -> None:
+    double, triple = scaled_by(2, remote_env), scaled_by(3, remote_env)
+    assert double(5) == 10
+    triple.cache.tiers[0].clear("")  # only the shared tiers could make them meet
+    assert triple(5) == 15
+    assert scaled_by(2, remote_env)(5) == 10  # the same closure elsewhere shares, from L2
+    assert double.cache.namespace != triple.cache.namespace

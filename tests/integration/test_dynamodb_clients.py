@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 from devkit.dax import moto_dax_client
 from devkit.servers import MotoServer
 
-from stratacache import cached_tiered
+from stratacache import TieredCache, cached_tiered
 from stratacache.errors import PartialReadError, StratacacheError
+from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, Tier
 from stratacache.tiers.dynamodb import error_code
 
@@ -293,3 +294,26 @@ def test_aws_region_is_the_one_used(only_aws_region: pytest.MonkeyPatch) -> None
     assert DynamoDBTier("cache-table", region_name="ap-south-1").client.meta.region_name == (
         "ap-south-1"
     )
+
+
+def test_a_partial_batch_read_keeps_what_arrived_and_counts_the_rest(
+    dynamodb_client: Any, table_name: str
+) -> None:
+    tier = DynamoDBTier(table_name, client=dynamodb_client)
+    cache = TieredCache([MemoryTier(), tier], namespace="partial", recorder=MetricsRecorder())
+    cache.set_many({f"k{n}": n for n in range(10)})
+    cache.tiers[0].clear("")
+
+    def leave_some_unprocessed(parsed: dict[str, Any], **_: Any) -> None:
+        keys = parsed.get("Responses", {}).get(table_name)
+        if keys:  # every answer drops its last item into UnprocessedKeys
+            dropped = keys.pop()
+            parsed["UnprocessedKeys"] = {table_name: {"Keys": [{"pk": dropped["pk"]}]}}
+
+    dynamodb_client.meta.events.register("after-call.dynamodb.BatchGetItem", leave_some_unprocessed)
+    found = cache.get_many([f"k{n}" for n in range(10)])
+    assert 0 < len(found) < 10  # what arrived is kept ...
+    assert all(found[key] == int(key[1:]) for key in found)
+    stats = cache.stats()["L3"]
+    assert stats["hits"] == len(found)
+    assert stats["errors"] == 10 - len(found)  # ... and each key not read is a counted error

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 import redis
 from devkit.faults import Proxy, paused
+from devkit.roundtrips import redis_round_trips
 from devkit.servers import RedisServer
 
 from stratacache import CircuitBreaker, TieredCache, cached_tiered
 from stratacache.freshness import Freshness
 from stratacache.tiers import MemoryTier, RedisTier
-from tests.support import FakeClock, redis_round_trips
+from tests.support import FakeClock
 
 pytestmark = pytest.mark.slow
 

@@ -5,6 +5,8 @@ the query connect and stay out of every log line and repr; a malformed
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -143,6 +145,8 @@ def test_a_unix_socket_url_connects(tmp_path_factory: pytest.TempPathFactory) ->
     directory = tmp_path_factory.mktemp("sock")
     socket_path = f"{directory}/redis.sock"
     with RedisServer(None, "--unixsocket", socket_path, "--requirepass", SECRET):
+        # The server listens on TCP (which RedisServer waits for) and then on the socket.
+        wait_for_socket(socket_path)
         tier = RedisTier(f"unix://:{SECRET}@{socket_path}?db=2")
         cache = TieredCache([tier], namespace="unix")
         cache.set("k", {"a": 1})
@@ -151,3 +155,16 @@ def test_a_unix_socket_url_connects(tmp_path_factory: pytest.TempPathFactory) ->
         assert tier.client.connection_pool.connection_kwargs["db"] == 2
         assert SECRET not in repr(cache)
         tier.close()
+
+
+def wait_for_socket(path: str) -> None:
+    """Until the server accepts connections on the unix socket ``path``."""
+    for _ in range(500):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            return
+    raise AssertionError(f"nothing listened on {path}")

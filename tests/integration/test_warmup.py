@@ -10,10 +10,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from devkit.roundtrips import redis_round_trips
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
 from stratacache.warmup import WARMUP_EVENT, warmup
-from tests.support import redis_round_trips, rest_v1_event
+from tests.support import rest_v1_event
 
 WARMUPS: dict[str, dict[str, Any]] = {
     "serverless-plugin-warmup": {"source": "serverless-plugin-warmup"},

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,7 @@ from stratacache.keys import (
     canonical,
     encode_segment,
     function_id,
+    lock_key,
 )
 
 
@@ -344,3 +346,20 @@ def test_lambdas_decorated_in_one_module_do_not_share_entries() -> None:
     second = cached(lambda x: ("second", x))
     assert first(1) == ("first", 1)
     assert second(1) == ("second", 1)
+
+
+def test_the_readmes_layout_examples_hold() -> None:
+    decorated = KeyLayout(("stratacache", "handler.fetch_quote"))
+    assert decorated.key("3f2a") == "stratacache:handler.fetch_quote|3f2a"
+    assert decorated.generation_key == "stratacache:handler.fetch_quote#gen"
+    assert lock_key(decorated.key("3f2a")) == "stratacache:handler.fetch_quote|3f2a#lock"
+    assert KeyLayout("t").key("vip:secret") == "t|vip%3Asecret"
+    assert KeyLayout("t:vip").key("secret") == "t%3Avip|secret"
+    long = KeyLayout("t").key("k" * 2000)
+    assert long.startswith("t|~")
+    assert len(long) == len("t|~") + 32
+
+
+def test_a_lambdas_identity_says_where_it_stands() -> None:
+    here = lambda: None  # noqa: E731
+    assert re.search(r"\.<lambda>@L\d+C\d+$", function_id(here))

@@ -22,6 +22,7 @@ __all__ = [
     "RedisTier",
     "Tier",
     "shared_tier",
+    "shared_tiers",
     "tiers_from_env",
 ]
 
@@ -54,6 +55,17 @@ def shared_tier(kind: str) -> Tier:
             # is reported under the variable's name.
             tier = _shared[(kind, setting)] = factory()
         return tier
+
+
+def shared_tiers() -> list[Tier]:
+    """The shared tiers built so far in this execution environment (none are built here).
+
+    Example:
+        >>> shared_tiers()  # before any decorator asked for one
+        []
+    """
+    with _shared_lock:
+        return list(_shared.values())
 
 
 def _redis_from_env() -> Tier:

@@ -54,6 +54,8 @@ DEFAULT_TIMEOUT: Final = 0.5
 ITEM_LIMIT: Final = 400_000
 """DynamoDB's largest item (400 KB), attribute names and values together; taken as decimal
 kilobytes, a little under what DynamoDB accepts, so an item at the limit is never refused."""
+PING_KEY: Final = "#stratacache-ping"
+"""What :meth:`DynamoDBTier.ping` reads: no entry key starts with ``#``."""
 _NUMBER_SIZE: Final = 21  # the most a DynamoDB number attribute can take
 _BATCH_ATTEMPTS: Final = 4  # unprocessed items are retried for 20+40+80 ms, then given up
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
@@ -393,6 +395,19 @@ class DynamoDBTier:
                 break
             request["ExclusiveStartKey"] = start
         return self.delete_many(keys)
+
+    def ping(self) -> bool:
+        """Build the client and open a connection now: one ``GetItem`` of a key no entry uses.
+
+        ``GetItem`` is a call the tier makes anyway (no extra IAM permission) and goes to
+        the same endpoint as every later one; it costs one read request unit.
+
+        Example:
+            >>> DynamoDBTier("my-cache-table").ping()  # doctest: +SKIP
+            True
+        """
+        self.get(PING_KEY)
+        return True
 
     def close(self) -> None:
         """Drop the client built here (a passed-in client is left to its owner)."""

@@ -62,9 +62,20 @@ class MemoryTier:
         self.maxsize = resolve_l1_maxsize(maxsize)
         self.timer = timer
         self.max_value_bytes = resolve_max_value_bytes(max_value_bytes)
-        # The L1 fast path of the decorators reads ``data`` directly: it maps a stored
-        # key to ``(value, expires_at)`` on ``timer``'s scale (math.inf: never expires).
+        # (value, expires_at on ``timer``'s scale); math.inf when it never expires.
         self.data: LRUCache[str, tuple[object, float]] = LRUCache(self.maxsize)
+        # The decorators' L1 fast-path seam: ``entries[key]`` is ``data[key]`` without
+        # cachetools' Python-level __getitem__, and ``touch(key)`` is what it does to keep
+        # the LRU order; both raise KeyError for a key that is not (or no longer) there.
+        # With a cachetools laid out otherwise, they fall back to ``data`` itself.
+        entries = getattr(self.data, "_Cache__data", None)
+        order = getattr(self.data, "_LRUCache__order", None)
+        self.entries: Mapping[str, tuple[object, float]]
+        self.touch: Callable[[str], object]
+        if isinstance(entries, dict) and callable(getattr(order, "move_to_end", None)):
+            self.entries, self.touch = entries, order.move_to_end  # type: ignore[union-attr]
+        else:  # pragma: no cover - another cachetools layout
+            self.entries, self.touch = self.data, _exists(self.data)
         # cachetools caches are not thread-safe; the lock guards writes and LRU moves.
         self.lock = threading.Lock()
 
@@ -126,3 +137,10 @@ class MemoryTier:
 
     def close(self) -> None:
         """Nothing to release: memory goes with the execution environment."""
+
+
+def _exists(data: LRUCache[str, tuple[object, float]]) -> Callable[[str], object]:
+    def touch(key: str) -> object:
+        return data[key]  # cachetools' own __getitem__ keeps the order
+
+    return touch

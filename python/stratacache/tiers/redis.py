@@ -356,6 +356,15 @@ class RedisTier:
             removed += int(self.client.unlink(*batch))
         return removed
 
+    def ping(self) -> bool:
+        """Build the client and open a connection now: one ``PING``.
+
+        Example:
+            >>> RedisTier("redis://localhost:6379/0").ping()  # doctest: +SKIP
+            True
+        """
+        return bool(self.client.ping())
+
     def close(self) -> None:
         """Release the connection pool built here; a passed-in client is left to its owner."""
         with self._lock:
