@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -186,6 +187,41 @@ class MotoServer(Running):
 
     def close(self) -> None:
         self.stop()
+
+
+class MotoProcess(MotoServer):
+    """moto's server mode as a child process, stopped by PID: for measurements, where a
+    server thread in the measuring process would share its interpreter and its heap.
+
+    Example:
+        >>> with MotoProcess() as moto:  # doctest: +SKIP
+        ...     moto.endpoint
+        'http://127.0.0.1:40125'
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoProcess:
+        args = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_port(self.port, self.proc, timeout=30)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def fake_aws_environment(endpoint: str | None = None) -> dict[str, str]:
