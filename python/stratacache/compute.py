@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final, NamedTuple, TypeVar
 
 from stratacache.envelope import Record, new_version
+from stratacache.records import HELD, WAIT
 from stratacache.singleflight import SingleFlight
 from stratacache.slots import Call
-from stratacache.tiered import HELD, WAIT, TieredCache
+from stratacache.tiered import TieredCache
 
 R = TypeVar("R")
 

@@ -8,7 +8,7 @@ import pytest
 
 from stratacache import MemoryTier, RedisTier, TieredCache, cached_tiered
 from stratacache.envelope import TOMBSTONE
-from stratacache.tiered import TOMBSTONE_TTL
+from stratacache.records import TOMBSTONE_TTL
 from tests.support import FakeClock
 
 
