@@ -85,6 +85,24 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
     raise RuntimeError(f"nothing listened on {LOOPBACK}:{port} within {timeout}s")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server process by PID: SIGCONT (a test may have paused it), SIGTERM, then
+    SIGKILL if it lingers."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
 class RedisServer(Running):
     """A Redis-compatible server process on a free loopback port.
 
@@ -132,19 +150,7 @@ class RedisServer(Running):
     def stop(self) -> None:
         """Stop the process by PID: SIGTERM, then SIGKILL if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGCONT)  # a test may have paused it
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop_process(proc)
 
     def close(self) -> None:
         self.stop()
@@ -215,13 +221,7 @@ class MotoProcess(MotoServer):
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def fake_aws_environment(endpoint: str | None = None) -> dict[str, str]:

@@ -5,38 +5,11 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.support import ROOT, sam_env, sam_tool
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags: ``!Ref x`` reads as ``{"Ref": x}``."""
-
-
-def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _short_tag)
-
-
-def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=_CloudFormationLoader)
-    return loaded
+from tests.support import ROOT, load_cloudformation, sam_env, sam_tool
 
 
 def _statements(node: Any) -> list[dict[str, Any]]:
