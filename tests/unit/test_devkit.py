@@ -41,6 +41,7 @@ def test_the_bench_runs_every_row_in_quick_mode() -> None:
     ).stdout
     rows = (
         *("L1 hit", "L2 hit", "L3 hit", "Batch:", "Herd:", "import stratacache", "import boto3"),
+        *("Round trips per operation", "full miss, lock on", "L2 hit, new environment"),
         *("Cold start under awslambdaric", "empty handler", "hand-written", "stratacache adds"),
     )
     for row in rows:
