@@ -85,6 +85,19 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
     raise RuntimeError(f"nothing listened on {LOOPBACK}:{port} within {timeout}s")
 
 
+def start_process(
+    args: list[str], port: int, timeout: float, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until it listens on ``port``; stop it if it never does."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        _wait_for_port(port, proc, timeout=timeout)
+    except RuntimeError:
+        stop_process(proc)
+        raise
+    return proc
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """Stop a server process by PID: SIGCONT (a test may have paused it), SIGTERM, then
     SIGKILL if it lingers."""
@@ -139,12 +152,7 @@ class RedisServer(Running):
             "--dir", self._dir.name,
             *self.extra_args,
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            _wait_for_port(self.port, self.proc, timeout=10)
-        except RuntimeError:
-            self.stop()
-            raise
+        self.proc = start_process(args, self.port, timeout=10, stderr=subprocess.PIPE)
         return self
 
     def stop(self) -> None:
@@ -211,12 +219,7 @@ class MotoProcess(MotoServer):
 
     def start(self) -> MotoProcess:
         args = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_for_port(self.port, self.proc, timeout=30)
-        except RuntimeError:
-            self.stop()
-            raise
+        self.proc = start_process(args, self.port, timeout=30)
         return self
 
     def stop(self) -> None:
