@@ -524,7 +524,7 @@ def dynamodb_attribute_values() -> Any:
 
 
 class Gate:
-    """Stops the next read of a tier right after it returned, until released."""
+    """Stops the next gated call to a tier right after it returned, until released."""
 
     def __init__(self) -> None:
         self.armed = False
@@ -540,17 +540,29 @@ class Gate:
 
 
 class GatedRedis(RedisTier):
-    gate = Gate()
+    gate = Gate()  # reads
+    write_gate = Gate()  # single-record conditional writes (a fill, a tombstone)
 
     def get(self, key: str) -> object | Missing:
         return self.gate.pass_through(super().get(key))
+
+    def swap(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> tuple[bool, object | Missing]:
+        return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
         return self.gate.pass_through(super().get_with_counter(key, counter))
 
 
 class GatedDynamoDB(DynamoDBTier):
-    gate = Gate()
+    gate = Gate()  # reads
+    write_gate = Gate()  # single-record conditional writes
 
     def get(self, key: str) -> object | Missing:
         return self.gate.pass_through(super().get(key))
+
+    def swap(
+        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+    ) -> tuple[bool, object | Missing]:
+        return self.write_gate.pass_through(super().swap(key, blob, keep, expect))

@@ -577,16 +577,19 @@ class Records:
     def _forget(
         self, full_keys: Sequence[str], seen: Call | None = None
     ) -> tuple[bool, Exception | None]:
-        """Tombstones in the shared tiers, then (marked, atomically) out of memory.
+        """Tombstones in the shared tiers, slowest first, then (marked, atomically) out of memory.
 
-        Memory goes last: a call that read a shared tier before the tombstones
-        landed began before the mark, so it can no longer write what it read.
-        ``seen`` records the tombstones as what that call observed.
+        Slowest first, against the order reads go: a reader that finds a faster
+        tier's tombstone then finds the slower tiers' too, so it can never copy a
+        slower tier's old value over the tombstone it saw. Memory goes last: a
+        call that read a shared tier before the tombstones landed began before
+        the mark, so it can no longer write what it read. ``seen`` records the
+        tombstones as what that call observed.
         """
         now = self.clock()
         removed = False
         failure: Exception | None = None
-        for slot in self.slots:
+        for slot in reversed(self.slots):
             if not slot.remote:
                 continue
             tier = slot.tier

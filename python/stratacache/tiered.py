@@ -365,10 +365,11 @@ class TieredCache(Records):
     def clear(self) -> None:
         """Remove every entry of this cache's namespace from every tier.
 
-        For maintenance: it scans. Unlike :meth:`invalidate_all`, a fill already
-        under way when it runs may still land afterwards.
+        For maintenance: it scans, the slowest tier first and memory last. Unlike
+        :meth:`invalidate_all`, a fill already under way when it runs may still
+        land afterwards.
         """
-        for slot in self.slots:  # not skipped, as in delete(); memory last
+        for slot in reversed(self.slots):  # not skipped, as in delete(); slowest first
             if slot.remote:
                 slot.run("clear", None, slot.tier.clear, self.layout.prefix, skip=False)
         self.marks.mark_all(then=self._clear_memory)

@@ -46,13 +46,18 @@ def environment(redis_client: Any, dynamodb_client: Any, table_name: str) -> Env
     """A new execution environment's copy of one cached function over L1, L2 and L3."""
 
     def make(
-        origin: Origin, lock: bool = True, l2: Gate | None = None, l3: Gate | None = None
+        origin: Origin,
+        lock: bool = True,
+        l2: Gate | None = None,
+        l3: Gate | None = None,
+        writes: Gate | None = None,
     ) -> Any:
         redis, dynamodb = (
             GatedRedis(client=redis_client),
             GatedDynamoDB(table_name, client=dynamodb_client),
         )
         redis.gate, dynamodb.gate = l2 or Gate(), l3 or Gate()
+        redis.write_gate = dynamodb.write_gate = writes or Gate()  # stops the first to write
         tiers: list[Tier] = [MemoryTier(), redis, dynamodb]
 
         @cached_tiered(ttl=300, tiers=tiers, namespace="sticks", lock=lock)
@@ -141,6 +146,25 @@ def test_an_l3_hit_read_before_is_not_promoted_into_l2_after(
     reader.join(30)
     assert got == ["x@v1"]
     assert environment(origin)("x") == "x@v2"  # L2 kept the tombstone, not the late v1
+
+
+def test_a_read_while_invalidate_is_between_tiers_cannot_undo_it(
+    environment: Environment,
+) -> None:
+    """A reader meeting a half-done invalidate never copies the old value over a tombstone."""
+    origin = Origin()
+    environment(origin)("x")  # v1 in every shared tier
+    writes = Gate()
+    invalidating = environment(origin, writes=writes)
+    writes.armed = True
+    origin.version = 2
+    invalidator, _ = in_thread(lambda: invalidating.invalidate("x"))
+    assert writes.stopped.wait(30)  # one shared tier has its tombstone, the other not yet
+    assert environment(origin)("x") == "x@v1"  # it began before invalidate() ended
+    writes.go.set()
+    invalidator.join(30)
+    assert environment(origin)("x") == "x@v2"
+    assert invalidating("x") == "x@v2"
 
 
 # ---------------------------------------------------------------- round trips
