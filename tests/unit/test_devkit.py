@@ -1,4 +1,4 @@
-"""`make demo` and `make bench` run: the demo tells its story, the bench prints every row."""
+"""The devkit: `make demo` tells its story, `make bench` prints every row, moto behaves."""
 
 from __future__ import annotations
 
@@ -49,3 +49,33 @@ def test_the_bench_runs_every_row_in_quick_mode() -> None:
     assert out.count("target:") == 4
     bare = next(line for line in out.splitlines() if "stratacache  bare" in line)
     assert bare.endswith("heavy modules loaded: -")
+
+
+def test_moto_serves_one_request_at_a_time_as_dynamodb_writes_an_item() -> None:
+    """moto checks a condition and then writes, unlocked: requests must not overlap."""
+    import threading
+    import time
+
+    from devkit.servers import OneRequestAtATime
+
+    inside, most = 0, 0
+    guard = threading.Lock()
+
+    def slow_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)
+        with guard:
+            inside -= 1
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = OneRequestAtATime(slow_app)
+    pool = [threading.Thread(target=app, args=({}, lambda status, headers: None)) for _ in range(4)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(10)
+    assert most == 1
