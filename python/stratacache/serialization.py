@@ -130,6 +130,9 @@ def _object_hook(obj: dict[str, Any]) -> object:
 # that passes object_hook, which costs as much as parsing a small value.
 _JSON_DECODER = json.JSONDecoder(object_hook=_object_hook)
 _PLAIN_DECODER = json.JSONDecoder()
+# The decoders' C scanners: (text, index) -> (value, end), StopIteration at no value.
+_TAGGED_SCAN: Callable[[str, int], tuple[object, int]] = _JSON_DECODER.scan_once  # type: ignore[attr-defined]
+_PLAIN_SCAN: Callable[[str, int], tuple[object, int]] = _PLAIN_DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class JsonSerializer:
@@ -152,11 +155,20 @@ class JsonSerializer:
             raise SerializationError("value is nested too deeply to serialize") from exc
 
     def loads(self, data: bytes) -> object:
-        # dumps always writes UTF-8, so json.loads' encoding sniffing is not needed.
-        text = data.decode("utf-8", "surrogatepass")
-        if '"$' not in text:  # no tags anywhere: the C scanner alone, no hook per object
-            return _PLAIN_DECODER.decode(text)
-        return _JSON_DECODER.decode(text)
+        # dumps always writes UTF-8 with no whitespace around the document, so neither
+        # json.loads' encoding sniffing nor JSONDecoder.decode's whitespace skipping is
+        # needed: the C scanner parses it directly.
+        try:
+            text = data.decode("utf-8", "surrogatepass")
+            scan = _PLAIN_SCAN if '"$' not in text else _TAGGED_SCAN  # no tags: no hook
+            value, end = scan(text, 0)
+        except StopIteration as exc:
+            raise SerializationError(f"stored JSON is not a document (at {exc.value})") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise SerializationError(f"stored JSON does not parse: {exc}") from None
+        if end != len(text):
+            raise SerializationError(f"stored JSON has extra data at {end}")
+        return value
 
 
 # ---------------------------------------------------------------- signed pickle

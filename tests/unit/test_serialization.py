@@ -113,6 +113,26 @@ def test_the_json_serializer_refuses_what_it_cannot_hold_by_name() -> None:
         JsonSerializer().dumps({"a": [Custom()]})
 
 
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        (b"", "not a document"),
+        (b"{", "does not parse"),
+        (b"\xff", "does not parse"),
+        (b"[" * 100_000, "does not parse"),
+        (b"]", "not a document"),
+        (b'{"a":1}{"b":2}', "extra data at 7"),
+        (b"1 ", "extra data at 1"),
+        (b'[{"$set":[1]}] x', "extra data"),
+    ],
+)
+def test_stored_json_that_is_not_one_document_is_refused_by_name(
+    stored: bytes, problem: str
+) -> None:
+    with pytest.raises(SerializationError, match=problem):
+        JsonSerializer().loads(stored)
+
+
 # ---------------------------------------------------------------- signed pickle
 
 
