@@ -68,6 +68,9 @@ class CircuitBreaker:
         self.state: str = CLOSED
         self.failures = 0
         """Consecutive failures since the last success."""
+        self.quiet = True
+        """Closed with no failure since the last success: the hot path's one attribute read
+        (nothing to check before a call, nothing to record after one)."""
         self.skipped = 0
         """Calls skipped because the breaker was open or the tier had just failed."""
         self.opened = 0
@@ -106,11 +109,13 @@ class CircuitBreaker:
         if self.state is CLOSED:
             if self.failures:
                 self.failures = 0
+            self.quiet = True
             return
         with self._lock:
             was = self.state
             self.state = CLOSED
             self.failures = 0
+            self.quiet = True
         if was is not CLOSED:
             logger.warning("stratacache tier %s is answering again; circuit closed", self.name)
 
@@ -118,6 +123,7 @@ class CircuitBreaker:
         """Record a failed call; open the breaker at ``threshold`` in a row or on a failed probe."""
         with self._lock:
             self.failures += 1
+            self.quiet = False
             self._since = self.clock()
             if self.state is OPEN:
                 return
@@ -140,6 +146,7 @@ class CircuitBreaker:
         with self._lock:
             self.state = CLOSED
             self.failures = 0
+            self.quiet = True
 
 
 def make_breaker(breaker: CircuitBreaker | bool, name: str) -> CircuitBreaker | None:

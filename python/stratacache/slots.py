@@ -111,7 +111,7 @@ class Slot:
             self.counts.errors += 1
             return False
         breaker = self.breaker
-        if breaker is None or breaker.allow(write):
+        if breaker is None or breaker.quiet or breaker.allow(write):
             return True
         self.counts.errors += 1
         return False
@@ -144,8 +144,9 @@ class Slot:
             self.last_error = exc
             self.failed(operation, exc, call)
             return FAILED
-        if self.breaker is not None:
-            self.breaker.success()
+        breaker = self.breaker
+        if breaker is not None and not breaker.quiet:
+            breaker.success()
         return result
 
     def failed(self, operation: str, exc: Exception, call: Call | None) -> None:
