@@ -38,8 +38,8 @@ def per_call_ns(call: Callable[[], object], calls: int) -> float:
 
 def side_by_side(
     cases: dict[str, Callable[[], object]], rounds: int, calls: int
-) -> dict[str, float]:
-    """Median nanoseconds per call of each case, the cases taking turns every round."""
+) -> dict[str, list[float]]:
+    """Nanoseconds per call of each case in every round, the cases taking turns each round."""
     samples: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for name in names:  # warm-up: connections, lazy imports, CPU caches
@@ -48,22 +48,32 @@ def side_by_side(
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
             samples[name].append(per_call_ns(cases[name], calls))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The median of the per-round ratios: each round's two cases ran back to back, so a
+    slowdown that lasts a round (a neighbour, a timer) divides out."""
+    return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
 
 
 def show(
-    title: str, medians: dict[str, float], ours: str, target: tuple[str, float] | None
+    title: str, samples: dict[str, list[float]], ours: str, target: tuple[str, float] | None
 ) -> None:
     print(f"\n{title}")
+    medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, ns in medians.items():
         unit = f"{ns:10.0f} ns" if ns < 10_000 else f"{ns / 1000:10.1f} us"
         versus = "" if name == ours else f"   ours / this = {medians[ours] / ns:5.2f}"
         print(f"  {name:<48}{unit}{versus}")
     if target is not None:
         against, limit = target
-        ratio = medians[ours] / medians[against]
+        ratio = paired_ratio(samples[ours], samples[against])
         verdict = "met" if ratio <= limit else "NOT met"
-        print(f"  target: ours / {against} <= {limit:.2f}: {ratio:.2f}, {verdict}")
+        print(
+            f"  target: ours / {against} <= {limit:.2f}: {ratio:.2f} "
+            f"(median of {len(samples[ours])} paired rounds), {verdict}"
+        )
 
 
 # ---------------------------------------------------------------- rows
@@ -86,7 +96,7 @@ def l1_row(rounds: int, calls: int) -> None:
     def with_lru_cache(symbol: str) -> dict[str, Any]:
         return VALUE
 
-    medians = side_by_side(
+    samples = side_by_side(
         {
             "stratacache @cached (L1 hit)": lambda: ours("AMZN"),
             "cachetools.cached(TTLCache)": lambda: with_cachetools("AMZN"),
@@ -97,7 +107,7 @@ def l1_row(rounds: int, calls: int) -> None:
     )
     show(
         "L1 hit: one call of a cached function whose entry is in memory",
-        medians,
+        samples,
         "stratacache @cached (L1 hit)",
         ("cachetools.cached(TTLCache)", 1.0),
     )
@@ -122,7 +132,7 @@ def l2_row(url: str, rounds: int, calls: int) -> None:
         return json.loads(client.get("raw:AMZN"))  # type: ignore[arg-type]
 
     assert ours("AMZN") == raw()
-    medians = side_by_side(
+    samples = side_by_side(
         {"stratacache @cached(tier=RedisTier) (L2 hit)": lambda: ours("AMZN"),
          "redis-py GET + json.loads": raw},
         rounds,
@@ -130,9 +140,9 @@ def l2_row(url: str, rounds: int, calls: int) -> None:
     )  # fmt: skip
     show(
         "L2 hit: the same value from the same server, one client",
-        medians,
+        samples,
         "stratacache @cached(tier=RedisTier) (L2 hit)",
-        ("redis-py GET + json.loads", 1.10),
+        ("redis-py GET + json.loads", 1.05),
     )
     client.close()
 
@@ -151,27 +161,32 @@ def l3_row(endpoint: str, rounds: int, calls: int) -> None:
         return VALUE
 
     ours("AMZN")
-    client.put_item(
-        TableName="bench",
-        Item={"pk": {"S": "raw:AMZN"}, "v": {"B": json.dumps(VALUE).encode()}},
-    )
+    # A hand-written DynamoDB cache needs the value and a TTL attribute: without one the
+    # table never expires anything. The bare item (the value alone) is shown as well.
+    expires = str(int(time.time()) + 300)
+    for name, extra in (("raw:AMZN", {"ttl": {"N": expires}}), ("bare:AMZN", {})):
+        client.put_item(
+            TableName="bench",
+            Item={"pk": {"S": name}, "v": {"B": json.dumps(VALUE).encode()}, **extra},
+        )
 
-    def raw() -> object:
-        item = client.get_item(TableName="bench", Key={"pk": {"S": "raw:AMZN"}})["Item"]
+    def get(name: str) -> object:
+        item = client.get_item(TableName="bench", Key={"pk": {"S": name}})["Item"]
         return json.loads(item["v"]["B"])
 
-    assert ours("AMZN") == raw()
-    medians = side_by_side(
+    assert ours("AMZN") == get("raw:AMZN") == get("bare:AMZN")
+    samples = side_by_side(
         {"stratacache @cached(tier=DynamoDBTier) (L3 hit)": lambda: ours("AMZN"),
-         "boto3 get_item + json.loads": raw},
+         "boto3 get_item + json.loads (value, ttl)": lambda: get("raw:AMZN"),
+         "boto3 get_item + json.loads (value alone)": lambda: get("bare:AMZN")},
         rounds,
         calls,
     )  # fmt: skip
     show(
         "L3 hit: the same value from the same moto endpoint, one boto3 client",
-        medians,
+        samples,
         "stratacache @cached(tier=DynamoDBTier) (L3 hit)",
-        ("boto3 get_item + json.loads", 1.10),
+        ("boto3 get_item + json.loads (value, ttl)", 1.05),
     )
 
 
