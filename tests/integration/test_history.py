@@ -108,7 +108,7 @@ def test_no_read_is_older_than_an_invalidate_or_refresh_that_came_before_it(
     }
     environments = [
         subprocess.Popen(
-            [sys.executable, str(script), redis_server.url, table, str(seed), "3", "60", lock],
+            [sys.executable, str(script), redis_server.url, table, str(seed), "3", "100", lock],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
