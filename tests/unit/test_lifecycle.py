@@ -168,3 +168,17 @@ def test_record_versions_and_lease_tokens_do_not_depend_on_the_random_module() -
         drawn.append((new_version(), uuid.uuid4()))
     assert drawn[0][0] != drawn[1][0]
     assert drawn[0][1] != drawn[1][1]
+
+
+def test_warm_holds_the_tiers_it_was_given_weakly(snapstart: FakeSnapshotRuntime) -> None:
+    import gc
+    import weakref
+
+    tier = MemoryTier()
+    lifecycle.warm([tier])
+    assert list(lifecycle._state.warmed_tiers) == [tier]
+    gone = weakref.ref(tier)
+    del tier
+    gc.collect()
+    assert gone() is None
+    assert list(lifecycle._state.warmed_tiers) == []
