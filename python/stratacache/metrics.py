@@ -18,10 +18,11 @@ zero (:meth:`MetricsRecorder.restart`).
 
 Every line carries the property ``contextReused`` (``false`` on the first
 publication of an environment that started cold, as Powertools decides cold
-starts; only a publication that printed ends the cold start), optionally a second dimension set with ``function_name``
-(``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a
-tier's circuit breaker opened, and a ``tier=origin`` line with
-``CacheOriginCall`` once the cache counts calls of the origin. Nothing is
+starts; only a publication that printed ends the cold start), optionally a
+second dimension set with ``function_name``
+(``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a tier's
+circuit breaker opened, and a ``tier=origin`` line with ``CacheOriginCall``
+once the cache counts calls of the origin. Nothing is
 printed when ``STRATACACHE_METRICS_DISABLED`` or Powertools' own switches
 turn metrics off.
 """
@@ -219,9 +220,7 @@ class MetricsRecorder:
             try:
                 disabled, by = resolve_metrics_disabled()
                 if disabled:
-                    if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
-                        self._warned_disabled = True
-                        logger.warning("stratacache cache metrics are off (%s)", by)
+                    self._warn_disabled(by)
                     return 0
                 try:
                     lines = _render(taken, namespace, context_reused, self.metrics)
@@ -234,6 +233,11 @@ class MetricsRecorder:
                 return 0
             self.cold = False
             return len(lines)
+
+    def _warn_disabled(self, by: str | None) -> None:
+        if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
+            self._warned_disabled = True
+            logger.warning("stratacache cache metrics are off (%s)", by)
 
     def _hold(self, taken: dict[str, dict[str, int]]) -> None:
         """Keep counts Powertools was not there to print; warn once per environment."""
