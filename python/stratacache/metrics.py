@@ -198,11 +198,15 @@ class MetricsRecorder:
 
         The caches call it on the first lookup after the interval. While a handler
         wrapped in :func:`log_cache_metrics` runs, it prints nothing: the handler's
-        return publishes.
+        return publishes. A lookup never waits for another thread's publication
+        (nor re-enters its own, from a log handler): the next one takes its counts.
         """
-        if self._handlers:
+        if self._handlers or not self._publishing.acquire(blocking=False):
             return 0
-        return self.flush(namespace)
+        try:
+            return self._publish(namespace)
+        finally:
+            self._publishing.release()
 
     def flush(self, namespace: str | None = None) -> int:
         """Print one EMF line per tier name with new counts; return how many. Never raises.
@@ -211,28 +215,32 @@ class MetricsRecorder:
         Only a publication that printed ends the cold start.
         """
         with self._publishing:
-            with self._lock:
-                taken = self._deltas(consume=True)
-                self.deadline = math.inf if self._handlers else self.clock() + self.interval
-                context_reused = not self.cold
-            if not taken:
+            return self._publish(namespace)
+
+    def _publish(self, namespace: str | None) -> int:
+        """:meth:`flush`'s work, with the publication lock held."""
+        with self._lock:
+            taken = self._deltas(consume=True)
+            self.deadline = math.inf if self._handlers else self.clock() + self.interval
+            context_reused = not self.cold
+        if not taken:
+            return 0
+        try:
+            disabled, by = resolve_metrics_disabled()
+            if disabled:
+                self._warn_disabled(by)
                 return 0
             try:
-                disabled, by = resolve_metrics_disabled()
-                if disabled:
-                    self._warn_disabled(by)
-                    return 0
-                try:
-                    lines = _render(taken, namespace, context_reused, self.metrics)
-                except ImportError:
-                    self._hold(taken)
-                    return 0
-                _write(lines)
-            except Exception:
-                logger.warning("stratacache could not publish cache metrics", exc_info=True)
+                lines = _render(taken, namespace, context_reused, self.metrics)
+            except ImportError:
+                self._hold(taken)
                 return 0
-            self.cold = False
-            return len(lines)
+            _write(lines)
+        except Exception:
+            logger.warning("stratacache could not publish cache metrics", exc_info=True)
+            return 0
+        self.cold = False
+        return len(lines)
 
     def _warn_disabled(self, by: str | None) -> None:
         if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
