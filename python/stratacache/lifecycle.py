@@ -197,7 +197,14 @@ def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
     with _state.lock:
         _state.warmed = True
         _state.auto = True  # asked for (or done): the first cache need not do it again
-        _state.warmed_tiers.update(given)
+        for tier in given:
+            try:
+                _state.warmed_tiers.add(tier)
+            except TypeError:  # a tier of one's own without weak references or a hash
+                logger.warning(
+                    "stratacache cannot reopen tier %s after a restore: it cannot be held weakly",
+                    getattr(tier, "name", type(tier).__name__),
+                )
     install()
     chosen: list[Tier] = []
     for kind, variable in (("redis", ENV_REDIS_URL), ("dynamodb", ENV_TABLE_NAME)):

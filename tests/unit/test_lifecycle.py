@@ -208,3 +208,14 @@ def test_after_restore_a_copy_counts_from_zero_cold_and_on_a_new_interval(
     cache.get("a minute later")
     (copy,) = emf_lines(capsys.readouterr().out)
     assert (value(copy, "CacheMiss"), copy["contextReused"]) == (2, False)
+
+
+def test_warm_given_a_tier_it_cannot_hold_weakly_logs_and_does_not_raise(
+    snapstart: FakeSnapshotRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Unhashable(MemoryTier):  # as a tier of one's own with __eq__ and no __hash__
+        __hash__ = None  # type: ignore[assignment]
+
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        assert lifecycle.warm([Unhashable()]) == {}
+    assert "cannot reopen tier L1 after a restore" in caplog.text
