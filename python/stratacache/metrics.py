@@ -30,6 +30,7 @@ turn metrics off.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import math
@@ -38,7 +39,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, cast, overload
 
 from stratacache.config import (
     DEFAULT_METRICS_NAMESPACE,
@@ -431,6 +432,19 @@ def log_cache_metrics(
         set_logger(logger)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            # An async handler's work happens when its coroutine is awaited, not when it is made.
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                current = recorder
+                current.handler_started()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    current.handler_returned(namespace)
+
+            return cast("Callable[P, R]", async_wrapper)
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             current = recorder  # the one whose handler count this call raised

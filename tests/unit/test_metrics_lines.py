@@ -6,6 +6,7 @@ pipe, as a Lambda function's is; every line they print is parsed on its own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -124,6 +125,30 @@ def test_a_decorated_handler_prints_the_caches_lines_once_at_return(
     f(1)
     assert cache_counts(emf_lines(capsys.readouterr().out)) == {
         "L1": {"CacheHit": 1, "CacheMiss": 0, "CacheError": 0}
+    }
+
+
+def test_an_async_handler_publishes_when_its_coroutine_returns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = MetricsRecorder(interval=60, clock=lambda: 0.0)
+    monkeypatch.setattr(stratacache_metrics, "recorder", recorder)
+
+    @cached(ttl=60, tier=MemoryTier(timer=lambda: 0.0))
+    def f(x: int) -> int:
+        return x
+
+    @log_cache_metrics
+    async def handler(event: list[int], context: object) -> int:
+        await asyncio.sleep(0)
+        return sum(f(x) for x in event)
+
+    coroutine = handler([1, 1], None)
+    assert emf_lines(capsys.readouterr().out) == []  # nothing ran yet, nothing to publish
+    assert asyncio.run(coroutine) == 2
+    assert cache_counts(emf_lines(capsys.readouterr().out)) == {
+        "L1": {"CacheHit": 1, "CacheMiss": 1, "CacheError": 0},
+        "origin": {"CacheOriginCall": 1},
     }
 
 
