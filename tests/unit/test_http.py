@@ -451,7 +451,7 @@ def test_vary_headers_select_the_entry_and_are_announced(clock: FakeClock) -> No
     handler(http_v2_event(headers={"Accept-Language": "en"}), None)
     handler(http_v2_event(headers={"Accept-Language": "fr"}), None)
     assert origin.calls == 2
-    assert header(english, "Vary") == "accept-language"
+    assert header(english, "Vary") == "accept-language, authorization"
 
 
 def test_head_is_answered_from_the_get_entry_without_a_body(clock: FakeClock) -> None:
