@@ -663,7 +663,9 @@ def test_a_304_made_when_the_handler_had_to_run_has_the_validator_headers_only(
         assert answer["body"] == ""
         assert answer["isBase64Encoded"] is False
         assert answer["headers"] == {
-            "Cache-Control": "max-age=60, s-maxage=60, stale-while-revalidate=30, stale-if-error=30",
+            "Cache-Control": (
+                "max-age=60, s-maxage=60, stale-while-revalidate=30, stale-if-error=30"
+            ),
             "ETag": tag,
             "Vary": "accept-language, authorization",
             "Content-Location": "/quote/AMZN.json",
@@ -794,11 +796,13 @@ def wait_until_parked_on_a_flight(thread: threading.Thread) -> None:
     for _ in range(3000):
         frame = sys._current_frames().get(thread.ident or -1)
         while frame is not None:
-            if frame.f_code.co_name == "do" and frame.f_code.co_filename.endswith(
-                "singleflight.py"
+            code = frame.f_code
+            if (
+                code.co_name == "do"
+                and code.co_filename.endswith("singleflight.py")
+                and frame.f_locals.get("leader") is False
             ):
-                if frame.f_locals.get("leader") is False:
-                    return
+                return
             frame = frame.f_back
         time.sleep(0.01)
     raise AssertionError("the second request never joined the first one's computation")
