@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import parse_qsl
 
 from stratacache import config
@@ -44,7 +44,10 @@ from stratacache.tiers import tiers_from_env
 
 logger = logging.getLogger("stratacache")
 
-H = TypeVar("H", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+Query = Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]]
+"""A query for :meth:`HttpCache.invalidate`: ``{"a": "1"}``, ``{"a": ["1", "2"]}`` or pairs."""
 
 #: Statuses kept by default: successful or permanent answers, never an error.
 CACHEABLE_STATUSES: Final = frozenset({200, 203, 204, 300, 301, 308})
@@ -227,6 +230,31 @@ def _key_material(parts: Iterable[object]) -> str:
     """An injective encoding of the key's parts (JSON of a list), digested."""
     encoded = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)
     return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
+
+
+class CachedHandler(Protocol, Generic[P, R]):
+    """A Lambda handler wrapped by :func:`http_cached`: call it as before, and more."""
+
+    http_cache: HttpCache
+    __wrapped__: Callable[P, R]
+    __name__: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def invalidate(
+        self,
+        event_or_path: object,
+        *,
+        query: Query = (),
+        headers: Mapping[str, str] | None = None,
+        principal: str | None = None,
+    ) -> bool:
+        """Remove a request's answer from every tier (:meth:`HttpCache.invalidate`)."""
+        ...
+
+    def refresh(self, event: object, context: object = None) -> R:
+        """Invalidate the answer to ``event``, run the handler for it and store its answer."""
+        ...
 
 
 class HttpCache:
@@ -488,7 +516,7 @@ class HttpCache:
         self,
         event_or_path: object,
         *,
-        query: Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]] = (),
+        query: Query = (),
         headers: Mapping[str, str] | None = None,
         principal: str | None = None,
     ) -> bool:
@@ -519,19 +547,21 @@ class HttpCache:
 
     # ------------------------------------------------------------ fitting in
 
-    def __call__(self, handler: H) -> H:
+    def __call__(self, handler: Callable[P, R]) -> CachedHandler[P, R]:
         """Wrap a Lambda handler ``handler(event, context)``.
 
         The wrapper carries ``http_cache`` (this object), ``invalidate(event_or_path,
         ...)`` and ``refresh(event, context=None)``.
         """
 
+        call: Callable[..., Any] = handler  # (event, context, ...): a Lambda handler
+
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-            return self.handle(event, lambda: handler(event, context, *args, **kwargs))
+            return self.handle(event, lambda: call(event, context, *args, **kwargs))
 
         def refresh(event: Any, context: Any = None) -> Any:
-            return self.refresh(event, lambda: handler(event, context))
+            return self.refresh(event, lambda: call(event, context))
 
         wrapper.http_cache = self  # type: ignore[attr-defined]
         wrapper.invalidate = self.invalidate  # type: ignore[attr-defined]
@@ -610,7 +640,7 @@ def _check_cache(cache: TieredCache, ttl: float | None, grace: float | None) -> 
 
 def _request(
     event_or_path: object,
-    query: Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]],
+    query: Query,
     headers: Mapping[str, str] | None,
     principal: str | None,
 ) -> HttpRequest:
@@ -701,7 +731,7 @@ def _refuse(raw: Any, version: str, cache_control: str) -> Any:
 
 
 @overload
-def http_cached(handler: H, /) -> H: ...
+def http_cached(handler: Callable[P, R], /) -> CachedHandler[P, R]: ...
 
 
 @overload
@@ -719,11 +749,11 @@ def http_cached(
     cache: TieredCache | None = None,
     namespace: str | None = None,
     clock: Callable[[], float] | None = None,
-) -> Callable[[H], H]: ...
+) -> Callable[[Callable[P, R]], CachedHandler[P, R]]: ...
 
 
 def http_cached(
-    handler: H | None = None,
+    handler: Callable[P, R] | None = None,
     /,
     *,
     ttl: float | None = None,
@@ -736,7 +766,7 @@ def http_cached(
     cache: TieredCache | None = None,
     namespace: str | None = None,
     clock: Callable[[], float] | None = None,
-) -> H | Callable[[H], H]:
+) -> CachedHandler[P, R] | Callable[[Callable[P, R]], CachedHandler[P, R]]:
     """Cache a Lambda handler's HTTP answers, with ``Cache-Control``, ``ETag`` and 304s.
 
     Bare or with the arguments of :class:`HttpCache`; the handler's
@@ -752,7 +782,7 @@ def http_cached(
         '"1da02013dd1b331b1424b4f6c2ea8bd7"'
     """
 
-    def decorate(func: H) -> H:
+    def decorate(func: Callable[P, R]) -> CachedHandler[P, R]:
         if not callable(func):
             raise TypeError(f"@http_cached decorates a handler, got {type(func).__name__}")
         http = HttpCache(

@@ -168,7 +168,7 @@ def test_a_fill_in_flight_cannot_undo_an_invalidation(
 
     origin.version = 2
     if how == "handler":
-        handler.invalidate("/quote/AMZN")  # type: ignore[attr-defined]
+        handler.invalidate("/quote/AMZN")
     else:
         http.invalidate(rest_v1_event())
     release.set()
@@ -190,7 +190,7 @@ def test_refresh_replaces_the_answer_in_every_shared_tier(
     handler = first_env(origin)
     old = handler(http_v2_event(), None)
     origin.version = 2
-    new = handler.refresh(rest_v1_event())  # type: ignore[attr-defined]
+    new = handler.refresh(rest_v1_event())
     assert new["body"] == "price v2"
     assert new["headers"]["ETag"] != old["headers"]["ETag"]
     assert stored_bodies(first_env, shared, http_v2_event()) == ["price v2"] * 3

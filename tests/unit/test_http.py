@@ -608,7 +608,7 @@ def test_the_decorator_works_bare_and_keeps_the_handler_s_name() -> None:
         return {"statusCode": 200, "body": "x"}
 
     assert handler.__name__ == "handler"
-    assert isinstance(handler.http_cache, HttpCache)  # type: ignore[attr-defined]
+    assert isinstance(handler.http_cache, HttpCache)
     assert header(handler(copy.deepcopy(rest_v1_event()), None), "ETag") is not None
 
 
