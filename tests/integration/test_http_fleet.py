@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
+from stratacache.freshness import Freshness
 from stratacache.http import HttpCache, HttpRequest
-from tests.support import ROOT, function_url_event, http_v2_event, rest_v1_event
+from tests.support import ROOT, FakeClock, function_url_event, http_v2_event, rest_v1_event
 
 # It announces itself, waits for the starting gun, then asks for the same cold path.
 # The handler holds its answer until every worker has asked (with the lease), or,
@@ -120,12 +121,18 @@ class Origin:
         self.calls = 0
         self.hold: threading.Event | None = None
         self.holding = threading.Event()
+        self._held: threading.Event | None = None
+
+    def hold_release(self) -> None:
+        assert self._held is not None
+        self._held.set()
 
     def __call__(self, event: dict[str, Any], context: object) -> dict[str, Any]:
         self.calls += 1
         body = f"price v{self.version}"
         hold, self.hold = self.hold, None
-        if hold is not None:  # stop here, having read the old version
+        if hold is not None:  # stop here, having read the data
+            self._held = hold
             self.holding.set()
             assert hold.wait(30)
         return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": body}
@@ -211,3 +218,35 @@ def test_an_invalidation_in_one_environment_reaches_a_new_one(
     assert environment(shared)(origin)(http_v2_event(), None)["body"] == "price v2"
     assert origin.calls == 2
     # (``first``'s own L1 may still serve its copy for its L1 lifetime: the README's bound.)
+
+
+def test_one_environment_refreshes_a_stale_answer_while_another_serves_it_stale(
+    shared: tuple[RedisTier, DynamoDBTier],
+) -> None:
+    clock = FakeClock()
+
+    def stale_environment() -> HttpCache:
+        cache = TieredCache(
+            [MemoryTier(timer=clock), *shared],
+            ttl=60,
+            namespace="fleet-stale",
+            clock=clock,
+            freshness=Freshness(grace=30),
+        )
+        return HttpCache(cache=cache)
+
+    origin = Origin()
+    first = stale_environment()(origin)
+    first(rest_v1_event(), None)
+    clock.advance(70)  # past the ttl, within grace
+    origin.version, origin.hold = 2, threading.Event()
+    refreshing = threading.Thread(target=first, args=(rest_v1_event(), None))
+    refreshing.start()
+    assert origin.holding.wait(30)
+    other = stale_environment()(origin)(http_v2_event(), None)  # a new environment
+    origin.hold_release()
+    refreshing.join(30)
+    assert other["body"] == "price v1"
+    assert other["headers"]["Cache-Control"].startswith("max-age=0, s-maxage=0")
+    assert origin.calls == 2  # the first refresh only
+    assert first(function_url_event(), None)["body"] == "price v2"

@@ -806,3 +806,82 @@ def wait_until_parked_on_a_flight(thread: threading.Thread) -> None:
             frame = frame.f_back
         time.sleep(0.01)
     raise AssertionError("the second request never joined the first one's computation")
+
+
+def test_concurrent_requests_for_a_cold_path_share_one_handler_call(clock: FakeClock) -> None:
+    entered, release = threading.Event(), threading.Event()
+    origin = Origin()
+
+    def held(event: dict[str, Any], context: object) -> dict[str, Any]:
+        entered.set()
+        assert release.wait(30)
+        return origin(event, context)
+
+    handler = make_http(clock)(held)
+    answers: list[dict[str, Any]] = []
+    first = threading.Thread(target=lambda: answers.append(handler(rest_v1_event(), None)))
+    first.start()
+    assert entered.wait(30)
+    tag = entity_tag(origin.body.encode(), "application/json")
+    joiner = threading.Thread(
+        target=lambda: answers.append(handler(http_v2_event(headers={"If-None-Match": tag}), None))
+    )
+    joiner.start()
+    wait_until_parked_on_a_flight(joiner)
+    release.set()
+    first.join(30)
+    joiner.join(30)
+    assert origin.calls == 1
+    assert sorted(answer["statusCode"] for answer in answers) == [200, 304]  # each its own
+
+
+def test_while_one_request_refreshes_a_stale_answer_the_others_get_it_with_max_age_0(
+    clock: FakeClock,
+) -> None:
+    origin = Origin()
+    entered, release = threading.Event(), threading.Event()
+    gate = {"on": False}
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        if gate["on"]:
+            entered.set()
+            assert release.wait(30)
+        return origin(event, context)
+
+    cached = make_http(clock, grace=30)(handler)
+    cached(rest_v1_event(), None)
+    clock.advance(70)
+    origin.body, gate["on"] = '{"price": 2.0}', True
+    refreshing = threading.Thread(target=cached, args=(rest_v1_event(), None))
+    refreshing.start()
+    assert entered.wait(30)
+    meanwhile = cached(rest_v1_event(), None)
+    release.set()
+    refreshing.join(30)
+    assert meanwhile["body"] == '{"price": 1.5}'
+    assert header(meanwhile, "Cache-Control") == (
+        "max-age=0, s-maxage=0, stale-while-revalidate=30, stale-if-error=30"
+    )
+    assert origin.calls == 2
+    assert cached(rest_v1_event(), None)["body"] == '{"price": 2.0}'
+
+
+@pytest.mark.parametrize(
+    ("options", "cache_options", "problem"),
+    [
+        ({"ttl": 30}, {}, "ttl=30 differs from the cache's ttl"),
+        ({"grace": 10}, {"freshness": Freshness(grace=30)}, "grace=10 differs"),
+        ({}, {"freshness": Freshness(jitter=0.1)}, "jitter"),
+        ({}, {"ttl": None}, "cache must have a ttl"),
+    ],
+)
+def test_a_given_cache_s_ttl_and_grace_are_the_answers_own(
+    options: dict[str, Any], cache_options: dict[str, Any], problem: str, clock: FakeClock
+) -> None:
+    cache = TieredCache([MemoryTier(timer=clock)], **{"ttl": 60, "clock": clock, **cache_options})
+    with pytest.raises(ConfigurationError, match=problem):
+        HttpCache(cache=cache, **options)
+    if not options:
+        return
+    taken = HttpCache(cache=cache)  # left unset, they come from the cache
+    assert (taken.ttl, taken.grace) == (cache.default_ttl, cache.freshness.grace)
