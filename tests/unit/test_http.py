@@ -885,3 +885,15 @@ def test_a_given_cache_s_ttl_and_grace_are_the_answers_own(
         return
     taken = HttpCache(cache=cache)  # left unset, they come from the cache
     assert (taken.ttl, taken.grace) == (cache.default_ttl, cache.freshness.grace)
+
+
+def test_an_entry_of_another_format_under_the_key_is_replaced(clock: FakeClock) -> None:
+    origin = Origin()
+    http = make_http(clock)
+    request = HttpRequest.from_event(rest_v1_event())
+    assert request is not None
+    http.cache.set(http.key(request), {"v": 0, "body": "an older layout"})
+    answer = http(origin)(rest_v1_event(), None)
+    assert answer["body"] == origin.body
+    assert http.cache.get(http.key(request))["body"] == origin.body  # type: ignore[index]
+    assert origin.calls == 1
