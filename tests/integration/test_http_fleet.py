@@ -21,7 +21,7 @@ import pytest
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
 from stratacache.freshness import Freshness
-from stratacache.http import HttpCache, HttpRequest
+from stratacache.http import HttpCache, HttpRequest, entity_tag
 from tests.support import ROOT, FakeClock, function_url_event, http_v2_event, rest_v1_event
 
 # It announces itself, waits for the starting gun, then asks for the same cold path.
@@ -250,3 +250,26 @@ def test_one_environment_refreshes_a_stale_answer_while_another_serves_it_stale(
     assert other["headers"]["Cache-Control"].startswith("max-age=0, s-maxage=0")
     assert origin.calls == 2  # the first refresh only
     assert first(function_url_event(), None)["body"] == "price v2"
+
+
+def test_a_304_made_when_the_handler_ran_carries_the_validators_everywhere(
+    shared: tuple[RedisTier, DynamoDBTier],
+) -> None:
+    origin = Origin()
+
+    def vary_environment() -> HttpCache:
+        cache = TieredCache([MemoryTier(), *shared], ttl=300, namespace="fleet-304")
+        return HttpCache(cache=cache, vary=["Accept-Language"])
+
+    tag = entity_tag(b"price v1", "text/plain")
+    wanted = {"If-None-Match": tag, "Accept-Language": "en"}
+    cold = vary_environment()(origin)(rest_v1_event(headers=wanted), None)  # the handler runs
+    warm = vary_environment()(origin)(http_v2_event(headers=wanted), None)  # from Redis
+    assert origin.calls == 1
+    for answer in (cold, warm):
+        assert answer["statusCode"] == 304
+        assert answer["body"] == ""
+        assert answer["headers"]["ETag"] == tag
+        assert answer["headers"]["Vary"] == "accept-language, authorization"
+        assert answer["headers"]["Cache-Control"].startswith("max-age=")
+        assert set(answer["headers"]) == {"Cache-Control", "ETag", "Vary"}
