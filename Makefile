@@ -10,7 +10,7 @@ ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv test lint demo report bench layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv nginx test lint demo report bench layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -38,7 +38,14 @@ venv: $(STAMP)
 
 sam-venv: $(SAM_STAMP)
 
+# The HTTP tests put nginx's proxy cache in front of a handler: Debian's nginx-light when
+# the machine has no nginx (CI runs as root on a clean machine).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 test: $(STAMP) $(SAM_STAMP)
+	$(MAKE) --no-print-directory nginx
 	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
