@@ -49,7 +49,9 @@ def base_environment() -> dict[str, str]:
     return env
 
 
-def run_block(block: Block, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_block(
+    block: Block, env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     setup = SETUPS[block.options["setup"]] if "setup" in block.options else ""
     script = tmp_path / f"{block.path.stem}_line{block.line}.py"
     script.write_text(setup + "\n" + block.code, encoding="utf-8")
@@ -106,3 +108,29 @@ def test_blocks_are_found_on_every_page_that_has_them() -> None:
 def test_directives_stand_only_before_python_blocks() -> None:
     misplaced = [b.where for b in all_blocks() if b.directive and b.lang not in {"python", "py"}]
     assert not misplaced
+
+
+def test_the_readme_example_uses_l2_and_l3_once_the_environment_names_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    first = next(b for b in PYTHON_BLOCKS if b.path.name == "README.md")
+    laptop = run_block(first, base_environment(), tmp_path)
+    assert laptop.returncode == 0, laptop.stderr
+    assert "'L1'" in laptop.stdout
+    assert "'L2'" not in laptop.stdout
+
+    redis_server = request.getfixturevalue("redis_server")
+    moto_server = request.getfixturevalue("moto_server")
+    request.getfixturevalue("redis_client")
+    env = {
+        **base_environment(),
+        **fake_aws_environment(moto_server.endpoint),
+        "STRATACACHE_REDIS_URL": redis_server.url,
+        "STRATACACHE_TABLE_NAME": request.getfixturevalue("table_name"),
+    }
+    lambda_like = run_block(first, env, tmp_path)
+    assert lambda_like.returncode == 0, lambda_like.stderr
+    stats = lambda_like.stdout.splitlines()[-1]
+    # One miss in each tier, then an L1 hit; nothing failed.
+    assert "'L2': {'hits': 0, 'misses': 1, 'errors': 0" in stats
+    assert "'L3': {'hits': 0, 'misses': 1, 'errors': 0" in stats

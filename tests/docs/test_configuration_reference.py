@@ -6,7 +6,6 @@ import re
 
 from stratacache import config
 from stratacache.tiers import dynamodb, redis
-
 from tests.docs.markdown_blocks import ROOT
 
 REFERENCE = ROOT / "docs" / "configuration.md"
@@ -33,9 +32,8 @@ def read_by_code(prefix: str) -> set[str]:
         if attr.startswith("ENV_") and isinstance(value, str) and value.startswith(prefix)
     }
     for source in (ROOT / "python" / "stratacache").rglob("*.py"):
-        names |= {
-            m["name"] for m in NAME.finditer(source.read_text("utf-8")) if m["name"].startswith(prefix)
-        }
+        found = (m["name"] for m in NAME.finditer(source.read_text("utf-8")))
+        names |= {name for name in found if name.startswith(prefix)}
     return names
 
 
@@ -56,7 +54,8 @@ def test_every_powertools_variable_the_code_reads_is_documented() -> None:
 
 def test_every_row_gives_a_type_a_default_and_a_meaning() -> None:
     for name, cells in documented().items():
-        assert len(cells) == 3 and all(cells), f"{name}: type | default | meaning, none empty"
+        assert len(cells) == 3, f"{name}: type | default | meaning"
+        assert all(cells), f"{name}: an empty cell"
 
 
 def test_documented_defaults_are_the_code_defaults() -> None:

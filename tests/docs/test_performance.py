@@ -17,14 +17,14 @@ MEASURE = re.compile(r"\b\d+(\.\d+)?\s?(ns|us|µs|ms)\b")
 
 
 def skeleton(text: str) -> list[str]:
-    """The output's lines with every number and verdict masked: what the bench prints, not how fast."""
+    """The output's lines, numbers and verdicts masked: what the bench prints, not how fast."""
     lines = []
-    for line in text.splitlines():
-        line = line.replace("NOT met", "met")
-        line = re.sub(r"[-+]?\d[\d,]*(\.\d+)?\s*(ns|us|ms|s)\b", "#t", line)
-        line = re.sub(r"[-+]?\d[\d,]*(\.\d+)?", "#", line)
-        if line.split():
-            lines.append(" ".join(line.split()))
+    for raw in text.splitlines():
+        masked = raw.replace("NOT met", "met")
+        masked = re.sub(r"[-+]?\d[\d,]*(\.\d+)?\s*(ns|us|ms|s)\b", "#t", masked)
+        masked = re.sub(r"[-+]?\d[\d,]*(\.\d+)?", "#", masked)
+        if masked.split():
+            lines.append(" ".join(masked.split()))
     return lines
 
 
