@@ -5,6 +5,7 @@ site and on GitHub::
 
     <!-- docs-test: servers -->            run with the suite's Redis and DynamoDB
     <!-- docs-test: servers, setup=ssm --> and run the named setup first
+    <!-- docs-test: expect=TEXT -->        and check that it prints TEXT
     <!-- docs-test: skip (why) -->         not run: rare, explicit and counted
 
 Every other Python block runs as pasted, in a fresh interpreter with L1 only.

@@ -74,7 +74,7 @@ def test_python_block_runs_as_pasted(
     if "skip" in options:
         assert options["skip"], f"{block.where}: a skipped block must say why"
         return
-    unknown = set(options) - {"servers", "setup"}
+    unknown = set(options) - {"servers", "setup", "expect"}
     assert not unknown, f"{block.where}: unknown docs-test directive {sorted(unknown)}"
     env = base_environment()
     if "servers" in options:
@@ -88,6 +88,8 @@ def test_python_block_runs_as_pasted(
     result = run_block(block, env, tmp_path)
     assert result.returncode == 0, f"{block.where} failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, f"{block.where} logged a traceback:\n{result.stderr}"
+    if "expect" in options:
+        assert options["expect"] in result.stdout, f"{block.where} printed:\n{result.stdout}"
 
 
 def test_skipped_blocks_are_few_and_give_a_reason() -> None:
