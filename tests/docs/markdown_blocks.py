@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
+# A comma starts a new option only before an option's name, so expect=TEXT may hold commas.
+OPTION_START = re.compile(r",\s*(?=servers\b|setup=|expect=|skip\b)")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
 
 
@@ -40,7 +42,8 @@ class Block:
     def options(self) -> dict[str, str]:
         """The directive's comma-separated words: ``servers``, ``setup=ssm``, ``skip (why)``."""
         found: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in self.directive.split(","))):
+        parts = OPTION_START.split(self.directive)
+        for part in filter(None, (p.strip() for p in parts)):
             name, _, value = part.partition("=")
             if name.startswith("skip"):
                 name, value = "skip", part[len("skip") :].strip(" ():")
