@@ -10,7 +10,7 @@ ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv nginx test lint demo report bench layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv nginx test lint docs demo report bench layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
+	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
 	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
 
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -47,12 +48,17 @@ nginx:
 test: $(STAMP) $(SAM_STAMP)
 	$(MAKE) --no-print-directory nginx
 	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+# The user documentation (mkdocs.yml, docs/): a broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 demo: $(STAMP)
 	$(PY) -m devkit.demo
