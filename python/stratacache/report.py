@@ -630,6 +630,10 @@ def chart(log: Log, cost: Cost | None, source: str = "", note: str = "") -> Figu
     _tier_panel(axes[0], log)
     if series:
         _timeline_panel(axes[1], log, series)
+    elif log.span < MIN_TIMELINE_SECONDS:
+        axes[0].set_xlabel(
+            f"no hit rate over time: the log spans {duration(log.span)}, under a minute"
+        )
     _cost_panel(axes[-1], log, cost, note)
     return figure
 

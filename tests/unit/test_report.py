@@ -218,6 +218,7 @@ def test_a_short_log_has_no_time_panel_and_says_why_there_is_no_cost() -> None:
     figure = report.chart(log, None, source="demo.txt", note="the log spans 11 ms")
     assert "demo.txt, 1970-01-01 00:00:00 to 00:00:00 UTC (11 ms)" in figure.get_suptitle()
     tiers, costs = figure.axes
+    assert tiers.get_xlabel() == "no hit rate over time: the log spans 11 ms, under a minute"
     assert texts(tiers) == ["75.0%\n3 of 4", "0.0%\n0 of 1"]
     assert texts(costs) == ["no cost estimate:\nthe log spans 11 ms"]
 
