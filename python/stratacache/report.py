@@ -204,6 +204,7 @@ def read_lines(lines: Iterable[bytes | str], log: Log | None = None) -> Log:
         if not text:
             continue
         if indented is None:  # an indented JSON document: only its "message" lines are events
+            text = text.lstrip("\ufeff")  # a byte order mark, as some editors save files
             indented = text in ("{", "[")
         if indented and not _MESSAGE_FIELD.match(text):
             continue

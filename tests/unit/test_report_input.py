@@ -232,3 +232,16 @@ def test_a_large_log_is_read_in_bounded_memory(tmp_path: Path) -> None:
     peak = _peak_rss_kib(str(large), "--monthly-requests", "1")
     assert peak - baseline < 16 * 1024, (baseline, peak, lines)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_file_saved_with_a_byte_order_mark_reads_the_same(
+    tmp_path: Path, indent: int | None
+) -> None:
+    answer = {"events": [{"timestamp": 1, "message": line()} for _ in range(3)]}
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(answer, indent=indent), encoding="utf-8-sig")
+    log = report.Log()
+    with path.open("rb") as stream:
+        report.read_lines(report.stream_lines(stream, log), log)
+    assert (log.lines, log.skipped) == (3, 0)
