@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-dev
 # AWS SAM CLI pins its own boto3, so it lives in a virtual environment of its own.
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-sam
+# `make demo` installs requirements/demo.txt alone, not the development environment.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-demo
 ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
@@ -28,6 +31,13 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements/dev.txt
 	# The library is used from python/ as it stands, as the layer ships it (no build step).
 	$(PY) -c 'import os, site; open(os.path.join(site.getsitepackages()[0], "stratacache-dev.pth"), "w").write(os.path.abspath("python") + "\n")'
+	touch $@
+
+$(DEMO_STAMP): requirements/demo.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -qq --disable-pip-version-check -r requirements/demo.txt
+	$(DEMO_VENV)/bin/python -c 'import os, site; open(os.path.join(site.getsitepackages()[0], "stratacache-dev.pth"), "w").write(os.path.abspath("python") + "\n")'
 	touch $@
 
 $(SAM_STAMP): requirements/sam.txt
@@ -60,11 +70,11 @@ lint: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
-demo: $(STAMP)
-	$(PY) -m devkit.demo
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m devkit.demo
 
-# The demo's EMF lines through `python -m stratacache.report`: text and chart under dist/.
-# The demo lasts milliseconds, so the month's volume is given rather than extrapolated.
+# The demo's EMF lines through the report (`stratacache-report`): text and chart under dist/.
+# The demo lasts milliseconds, too short to extrapolate a month from: the volume is given.
 REPORT_DIR ?= dist
 report: $(STAMP)
 	mkdir -p $(REPORT_DIR)
@@ -109,4 +119,4 @@ validate: $(SAM_STAMP)
 	$(SAM_VENV)/bin/sam validate --lint
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam build
+	rm -rf $(VENV) $(SAM_VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam build
