@@ -1,4 +1,4 @@
-"""template.yaml and layer/template.yaml valid for cfn-lint and SAM; least privilege on the table."""
+"""template.yaml and layer/template.yaml pass cfn-lint and SAM; least privilege on the table."""
 
 from __future__ import annotations
 

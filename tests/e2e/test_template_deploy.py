@@ -1,4 +1,4 @@
-"""template.yaml as deployed: layers resolved from SSM, ElastiCache Serverless settings, stream failures.
+"""template.yaml as deployed: layers from SSM, ElastiCache Serverless settings, stream failures.
 
 Read after SAM's transform (samtranslator, as ``sam deploy`` sends it), with the
 conditions decided for the parameters a user would give.

@@ -8,16 +8,17 @@ every new layer version is a new ARN.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from devkit.lambda_local import RUNTIMES
 
 import stratacache
 from tests.support import ROOT, cfn_sub, load_cloudformation, sam_transform, template_defaults
 
 LAYER_TEMPLATE = ROOT / "layer" / "template.yaml"
+SOURCES = {".yaml", ".yml", ".md", ".toml", ".json", ".py", ".tf", ".ts"}
 RUNTIME_NAMES = [f"python{version}" for version in RUNTIMES]
 
 
@@ -33,7 +34,7 @@ def powertools_under_test() -> str:
     """The aws-lambda-powertools release the test suite installs (requirements/dev.txt)."""
     text = (ROOT / "requirements" / "dev.txt").read_text()
     (version,) = re.findall(r"^aws-lambda-powertools(?:\[[^\]]*\])?==([\w.]+)", text, re.M)
-    return version
+    return str(version)
 
 
 def test_one_layer_per_runtime_for_both_architectures_kept_after_the_stack_moves_on() -> None:
@@ -93,9 +94,9 @@ def test_no_layer_is_exported_and_nothing_imports_one() -> None:
     for path in ROOT.rglob("*"):
         if skip & set(path.relative_to(ROOT).parts) or not path.is_file():
             continue
-        if path.suffix in {".yaml", ".yml", ".md", ".toml", ".json", ".py", ".tf", ".ts"}:
-            if "ImportValue" in path.read_text(errors="replace"):
-                found.append(str(path.relative_to(ROOT)))
+        text = path.read_text(errors="replace") if path.suffix in SOURCES else ""
+        if "ImportValue" in text:
+            found.append(str(path.relative_to(ROOT)))
     assert found == []
 
 
