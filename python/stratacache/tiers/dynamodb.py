@@ -667,7 +667,11 @@ _KEY_SCHEMA_MISMATCH = re.compile(
 
 
 def _explain(tier: DynamoDBTier, exc: Exception) -> SetupError | None:
-    """A :class:`SetupError` for a missing table or a table keyed otherwise, else ``None``."""
+    """A :class:`SetupError` for a missing table or a table keyed otherwise, else ``None``.
+
+    The message is the same whichever call failed (DynamoDB words it differently per
+    operation), so that it is logged once; DynamoDB's own error is its cause.
+    """
     code = error_code(exc)
     if code == "ResourceNotFoundException":
         region = getattr(getattr(tier._client, "meta", None), "region_name", None)
@@ -689,7 +693,8 @@ def _explain(tier: DynamoDBTier, exc: Exception) -> SetupError | None:
             )
         return SetupError(
             f"DynamoDB table {tier.table_name!r} does not have the key schema stratacache "
-            f"uses ({message}): it expects {expected}. Use a table made for the cache, or "
+            f"uses (ValidationException): it expects {expected}. Use a table made for the "
+            "cache, or "
             f"set {ENV_TABLE_KEY_ATTRIBUTE} (key_attribute=) to the table's String partition "
             "key and pass sort_key=(attribute, value) for a table with a String sort key"
         )

@@ -487,23 +487,24 @@ def _glob_escape(text: str) -> str:
 
 
 def _explain(tier: RedisTier, exc: Exception) -> SetupError | None:
-    """A :class:`SetupError` for a ``rediss://`` connection whose TLS handshake failed."""
+    """A :class:`SetupError` for a ``rediss://`` connection whose TLS handshake failed.
+
+    The same message for a timeout and a refusal, so that it is logged once; the
+    TLS error is its cause.
+    """
     url = tier._url
     if url is None or url.scheme != "rediss":
         return None
     import ssl
 
-    tls = [
-        cause
-        for cause in chain(exc)
-        if isinstance(cause, ssl.SSLError) or "handshake" in str(cause).lower()
-    ]
-    if not tls:
+    if not any(
+        isinstance(cause, ssl.SSLError) or "handshake" in str(cause).lower() for cause in chain(exc)
+    ):
         return None
     setting = "url=" if tier._url_setting == "url" else tier._url_setting
     return SetupError(
-        f"Redis at {url.redacted} did not complete a TLS handshake "
-        f"({type(tls[0]).__name__}: {tls[0]}): {setting} starts with rediss:// "
+        f"Redis at {url.redacted} did not complete a TLS handshake: {setting} starts "
+        "with rediss:// "
         "(TLS). If the server does not speak TLS, use redis://; if it does, check the "
         "host, the port and the certificate (ssl_ca_certs=). ElastiCache with in-transit "
         "encryption, Serverless included, needs rediss://"
