@@ -23,8 +23,8 @@ from stratacache.tiers import DynamoDBTier, RedisTier
 CALLS = 6
 
 
-def run_cached(tier: Any) -> tuple[list[str], list[str]]:
-    """``CALLS`` distinct calls of a function cached in L1 and ``tier``: answers, origin calls."""
+def run_cached(tier: Any) -> tuple[list[str], list[str], int]:
+    """``CALLS`` distinct calls cached in L1 and ``tier``: answers, origin calls, tier errors."""
     origin: list[str] = []
 
     @cached_tiered(ttl=60, tiers=[MemoryTier(), tier])
@@ -33,7 +33,7 @@ def run_cached(tier: Any) -> tuple[list[str], list[str]]:
         return f"quote of {symbol}"
 
     answers = [quote(f"S{i}") for i in range(CALLS)]
-    return answers, origin
+    return answers, origin, quote.cache.stats()[tier.name]["errors"]
 
 
 def setup_lines(caplog: pytest.LogCaptureFixture, *words: str) -> list[str]:
@@ -47,9 +47,10 @@ def setup_lines(caplog: pytest.LogCaptureFixture, *words: str) -> list[str]:
 def fails_open_with_one_line(tier: Any, caplog: pytest.LogCaptureFixture, *words: str) -> str:
     """Run the calls; each answers, each reaches the origin, one warning holds every word."""
     with caplog.at_level(logging.WARNING, logger="stratacache"):
-        answers, origin = run_cached(tier)
+        answers, origin, errors = run_cached(tier)
     assert answers == [f"quote of S{i}" for i in range(CALLS)]
     assert origin == [f"S{i}" for i in range(CALLS)]
+    assert errors >= CALLS  # every call counts its failure (CacheError), logged or not
     lines = setup_lines(caplog, "SetupError")
     assert len(lines) == 1, lines
     for word in words:
@@ -202,8 +203,9 @@ def test_a_plain_server_over_redis_url_is_no_setup_error(
     """The hint is for TLS failures only: a working redis:// tier logs nothing."""
     tier = RedisTier(redis_server.url, breaker=False)
     with caplog.at_level(logging.WARNING, logger="stratacache"):
-        answers, _ = run_cached(tier)
+        answers, _, errors = run_cached(tier)
     assert len(answers) == CALLS
+    assert errors == 0
     assert setup_lines(caplog, "SetupError") == []
     tier.close()
 
