@@ -497,6 +497,40 @@ def cfn_sub(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", one, text)
 
 
+def stream_records(endpoint: str, stream_arn: str) -> list[dict[str, Any]]:
+    """Every record of a DynamoDB stream on moto, as JSON on the wire: Lambda's event shape.
+
+    Read with a raw ``GetRecords`` request, not boto3, whose parser turns Binary
+    values into bytes: Lambda hands a function the JSON, Binary base64-encoded.
+    """
+    import boto3
+
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        target = urllib.parse.urlsplit(endpoint)
+        connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+        connection.request(
+            "POST",
+            "/",
+            body=json.dumps({"ShardIterator": iterator}),
+            headers={
+                "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
+                "dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        answer = json.loads(connection.getresponse().read())
+        connection.close()
+        for record in answer["Records"]:
+            records.append({**record, "eventSourceARN": stream_arn})  # Lambda adds it
+    return records
+
+
 # ---------------------------------------------------------------- DynamoDB items
 
 
