@@ -489,26 +489,32 @@ def _glob_escape(text: str) -> str:
 def _explain(tier: RedisTier, exc: Exception) -> SetupError | None:
     """A :class:`SetupError` for a ``rediss://`` connection whose TLS handshake failed.
 
-    The same message for a timeout and a refusal, so that it is logged once; the
-    TLS error is its cause.
+    The message does not change from one failure to the next (a timeout or a refusal
+    of the same server reads the same), so that it is logged once; the TLS error is
+    its cause.
     """
     url = tier._url
     if url is None or url.scheme != "rediss":
         return None
     import ssl
 
-    if not any(
-        isinstance(cause, ssl.SSLError) or "handshake" in str(cause).lower() for cause in chain(exc)
-    ):
-        return None
     setting = "url=" if tier._url_setting == "url" else tier._url_setting
-    return SetupError(
-        f"Redis at {url.redacted} did not complete a TLS handshake: {setting} starts "
-        "with rediss:// "
-        "(TLS). If the server does not speak TLS, use redis://; if it does, check the "
-        "host, the port and the certificate (ssl_ca_certs=). ElastiCache with in-transit "
-        "encryption, Serverless included, needs rediss://"
-    )
+    for cause in chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return SetupError(
+                f"Redis at {url.redacted} presented a TLS certificate that was refused "
+                f"({cause.reason}: {cause.verify_message}): pass ssl_ca_certs= with the "
+                "CA bundle that signed it, or check the host name in "
+                f"{setting}"
+            )
+        if isinstance(cause, ssl.SSLError) or "handshake" in str(cause).lower():
+            return SetupError(
+                f"Redis at {url.redacted} did not complete a TLS handshake: {setting} "
+                "starts with rediss:// (TLS). If the server does not speak TLS, use "
+                "redis://; if it does, check the host and the port. ElastiCache with "
+                "in-transit encryption, Serverless included, needs rediss://"
+            )
+    return None
 
 
 explain_failures(
