@@ -10,7 +10,7 @@ ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv test lint demo report bench layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv nginx test lint docs demo report bench layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
+	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
 	@echo "cd layer && sam build && sam deploy --guided   deploy the layer stack (.venv-sam/bin)"
 	@echo "sam build && sam deploy --guided   then the cache table and example, which use it"
 
@@ -39,14 +40,26 @@ venv: $(STAMP)
 
 sam-venv: $(SAM_STAMP)
 
+# The HTTP tests put nginx's proxy cache in front of a handler: Debian's nginx-light when
+# the machine has no nginx (CI runs as root on a clean machine).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 test: $(STAMP) $(SAM_STAMP)
+	$(MAKE) --no-print-directory nginx
 	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+# The user documentation (mkdocs.yml, docs/): a broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 demo: $(STAMP)
 	$(PY) -m devkit.demo

@@ -125,12 +125,14 @@ def test_the_template_powertools_pin_is_the_release_the_tests_run() -> None:
     assert pinned == powertools_under_test()
 
 
-def test_every_powertools_layer_in_the_readme_is_the_tested_release() -> None:
-    readme = (ROOT / "README.md").read_text()
-    paths = re.findall(r"/aws/service/powertools/python/[^/\s]+/[^/\s]+/([^}\s`]+)", readme)
-    assert paths, "the README shows how to resolve the Powertools layer"
+def test_every_powertools_layer_in_the_docs_is_the_tested_release() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
+    # A release (3.37.0) or "latest"; placeholders such as <version> are left aside.
+    paths = re.findall(r"/aws/service/powertools/python/[^/\s]+/[^/\s]+/(\d[\w.]*|latest)", text)
+    assert paths, "the docs show how to resolve the Powertools layer"
     assert set(paths) == {powertools_under_test()}
-    assert "AWSLambdaPowertoolsPythonV3-" not in readme  # no hand-written layer version
+    assert "AWSLambdaPowertoolsPythonV3-" not in text  # no hand-written layer version
 
 
 def test_each_samconfig_environment_deploys_a_layer_stack_of_the_same_stage() -> None:

@@ -171,7 +171,7 @@ def test_the_default_prices_are_the_documented_ones() -> None:
         value_kb=1.0,
         consistent_read=False,
     )
-    assert "0.0023 USD per million ECPUs" in (ROOT / "README.md").read_text()
+    assert "0.0023 USD per million ECPUs" in (ROOT / "docs/features/report.md").read_text()
 
 
 def test_matplotlib_is_an_extra_the_layer_never_ships() -> None:
