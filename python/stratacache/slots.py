@@ -57,9 +57,10 @@ def _first_report(message: str) -> bool:
     environment says what to fix; every failure is still counted.
     """
     with _reported_lock:
-        if message in _reported or len(_reported) >= MAX_REPORTED:
+        if message in _reported:
             return False
-        _reported.add(message)
+        if len(_reported) < MAX_REPORTED:  # past that, every line is logged, as before
+            _reported.add(message)
         return True
 
 
