@@ -23,7 +23,8 @@ help:
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
-	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
+	@echo "cd layer && sam build && sam deploy --guided   deploy the layer stack (.venv-sam/bin)"
+	@echo "sam build && sam deploy --guided   then the cache table and example, which use it"
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -112,11 +113,13 @@ layer-lock:
 	$(PYTHON) -m devkit.layerlock $(RUNTIMES)
 
 sam-build: $(SAM_STAMP)
+	cd layer && ../$(SAM_VENV)/bin/sam build
 	$(SAM_VENV)/bin/sam build
 
 validate: $(SAM_STAMP)
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml layer/template.yaml
 	$(SAM_VENV)/bin/sam validate --lint
+	cd layer && ../$(SAM_VENV)/bin/sam validate --lint
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam build
+	rm -rf $(VENV) $(SAM_VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam layer/.aws-sam build

@@ -354,7 +354,10 @@ class PickleSerializer:
             )
         self._key = key.encode() if isinstance(key, str) else bytes(key)
         if len(self._key) < 16:
-            raise ConfigurationError("signing_key must be at least 16 bytes long")
+            setting = "signing_key" if signing_key is not None else ENV_SIGNING_KEY
+            raise ConfigurationError(
+                f"{setting} must be at least 16 bytes long, got {len(self._key)}"
+            )
 
     def __repr__(self) -> str:
         return "PickleSerializer(signing_key=***)"

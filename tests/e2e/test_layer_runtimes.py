@@ -240,7 +240,7 @@ def test_each_template_layer_declares_the_one_runtime_whose_bytecode_it_carries(
         """Intrinsic functions (!Ref, !Sub) are irrelevant here: read as None."""
 
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    text = (sam_built.root / "template.yaml").read_text()
+    text = (sam_built.layers / "template.yaml").read_text()
     resources = yaml.load(text, Loader=Loader)["Resources"]
     layers = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::LayerVersion"}
     assert sorted(layers) == [f"StratacacheLayerPython3{v.split('.')[1]}" for v in RUNTIMES]
