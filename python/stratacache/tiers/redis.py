@@ -23,7 +23,7 @@ from stratacache.config import (
     resolve_redis_cluster,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError
+from stratacache.errors import ConfigurationError, PartialReadError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
 from stratacache.urls import parse_redis_url
 
@@ -251,6 +251,7 @@ class RedisTier:
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
+        self._routes: Any = None
 
     def __repr__(self) -> str:
         where = self.url or "client"  # already redacted
@@ -315,14 +316,21 @@ class RedisTier:
         if not keys:
             return []
         names = [self.key_prefix + key for key in keys]
-        # A cluster's MGET must stay within one hash slot; mget_nonatomic splits by slot.
-        values = self.client.mget_nonatomic(names) if self.cluster else self.client.mget(names)
+        if self.cluster:
+            return self._cluster_get_many(names)
+        values = self.client.mget(names)
         return [MISS if value is None else value for value in values]
 
     def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
         if not items:
             return
         px = None if ttl is None else _millis(ttl)
+        if self.cluster:
+            expiry = () if px is None else ("PX", px)
+            self._cluster_run(
+                [("SET", self.key_prefix + key, value, *expiry) for key, value in items.items()]
+            )
+            return
         pipe = self.client.pipeline(transaction=False)
         for key, value in items.items():
             pipe.set(self.key_prefix + key, value, px=px)
@@ -333,6 +341,9 @@ class RedisTier:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         names = [self.key_prefix + key for key in keys]
+        if self.cluster:
+            unique = dict.fromkeys(names)
+            return sum(map(int, self._cluster_run([("DEL", name) for name in unique])))
         return int(self.client.delete(*names)) if names else 0
 
     def remaining_ttl(self, key: str) -> float | None | Missing:
@@ -350,11 +361,16 @@ class RedisTier:
         for name in self.client.scan_iter(match=pattern, count=_DELETE_BATCH):
             batch.append(name)
             if len(batch) >= _DELETE_BATCH:
-                removed += int(self.client.unlink(*batch))
+                removed += self._unlink(batch)
                 batch.clear()
         if batch:
-            removed += int(self.client.unlink(*batch))
+            removed += self._unlink(batch)
         return removed
+
+    def _unlink(self, names: Sequence[Any]) -> int:
+        if self.cluster:
+            return sum(map(int, self._cluster_run([("UNLINK", name) for name in names])))
+        return int(self.client.unlink(*names))
 
     def ping(self) -> bool:
         """Build the client and open a connection now: one ``PING``.
@@ -396,11 +412,8 @@ class RedisTier:
         """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         try:
-            if self.cluster:
-                pipe = self.client.pipeline(transaction=False)
-                for name in names:
-                    pipe.get(name)
-                value, count = pipe.execute()
+            if self.cluster:  # one round trip per node: one, or two when they live apart
+                value, count = self._cluster_run([("GET", name) for name in names])
             else:
                 value, count = self.client.mget(names)
         except Exception as exc:
@@ -430,19 +443,21 @@ class RedisTier:
     ) -> list[bool]:
         """:meth:`swap` for several keys in one script: one round trip (one per slot in a
         cluster, whose scripts must keep to one hash slot)."""
-        names = {self.key_prefix + key: key for key in items}
-        groups: dict[int, list[str]] = {}
-        for name in names:
-            groups.setdefault(self.client.keyslot(name) if self.cluster else 0, []).append(name)
-        done: dict[str, bool] = {}
-        for group in groups.values():
-            argv: list[object] = []
-            for name in group:
-                blob, expect, keep = items[names[name]]
-                argv += [blob, _expect_arg(expect), _keep_ms(keep)]
-            answers = self.client.eval(_SWAP_MANY_SCRIPT, len(group), *group, *argv)
-            done.update(zip(group, map(bool, answers), strict=True))
-        return [done[self.key_prefix + key] for key in items]
+        if self.cluster:  # a script per key, one pipeline per node
+            answers = self._cluster_run(
+                [
+                    ("EVAL", _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect),
+                     _keep_ms(keep))
+                    for key, (blob, expect, keep) in items.items()
+                ]
+            )  # fmt: skip
+            return [bool(done) for done, _ in answers]
+        names = [self.key_prefix + key for key in items]
+        argv: list[object] = []
+        for blob, expect, keep in items.values():
+            argv += [blob, _expect_arg(expect), _keep_ms(keep)]
+        answers = self.client.eval(_SWAP_MANY_SCRIPT, len(names), *names, *argv)
+        return [bool(done) for done in answers]
 
     def delete_if(self, key: str, expect: bytes) -> bool:
         """Remove the record if its version is still ``expect``."""
@@ -454,6 +469,49 @@ class RedisTier:
         else:
             self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))
 
+    # ------------------------------------------------------------ a cluster's batches
+
+    @property
+    def routes(self) -> Any:
+        """The :class:`~stratacache.tiers.redis_cluster.ClusterRoutes` of a cluster's client."""
+        routes = self._routes
+        if routes is None:
+            from stratacache.tiers.redis_cluster import routes_for
+
+            routes = self._routes = routes_for(self.client)
+        return routes
+
+    def _cluster_run(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """One-key commands (``EVAL`` on one key included), one pipeline per node; the first
+        failure is raised once every node had its pipeline."""
+        answers: list[Any] = self.routes.run([(_key_of(c), c) for c in commands])
+        for got in answers:
+            if isinstance(got, Exception):
+                raise got
+        return answers
+
+    def _cluster_get_many(self, names: Sequence[str]) -> list[object | Missing]:
+        """``GET``s in one pipeline per node; what the nodes that answered sent is kept."""
+        answers = self.routes.run([(name, ("GET", name)) for name in names])
+        answers = [
+            Foreign("a Redis value of another type")
+            if isinstance(got, Exception) and _wrong_type(got)
+            else got
+            for got in answers
+        ]
+        failures = [got for got in answers if isinstance(got, Exception)]
+        values = [MISS if got is None or isinstance(got, Exception) else got for got in answers]
+        if not failures:
+            return values
+        if len(failures) == len(names):
+            raise failures[0]
+        raise PartialReadError(
+            f"Redis Cluster answered {len(names) - len(failures)} of {len(names)} keys "
+            f"({type(failures[0]).__name__}: {failures[0]})",
+            values,
+            len(failures),
+        )
+
 
 def _counter(raw: object) -> int:
     try:
@@ -462,19 +520,18 @@ def _counter(raw: object) -> int:
         return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
 
 
+def _key_of(command: tuple[Any, ...]) -> Any:
+    return command[3] if command[0] == "EVAL" else command[1]
+
+
 def _wrong_type(exc: Exception) -> bool:
     return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
 
 
 def _cluster_class() -> Any:
-    """``RedisCluster`` that retries a connection error once but never a timeout."""
-    from redis.cluster import RedisCluster
-    from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError
+    from stratacache.tiers.redis_cluster import cluster_class
 
-    class _Cluster(RedisCluster):
-        ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
-
-    return _Cluster
+    return cluster_class()
 
 
 def _glob_escape(text: str) -> str:
