@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,11 +25,15 @@ from stratacache.config import (
     resolve_redis_cluster,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError, PartialReadError
+from stratacache.errors import ConfigurationError, PartialReadError, StratacacheError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
 from stratacache.urls import parse_redis_url
 
+logger = logging.getLogger("stratacache")
 _CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
+REDIS_PY_NEEDED = (5, 0, 1)
+"""The oldest redis-py this tier works with (``Redis.from_pool`` came in 5.0.1)."""
+_too_old_logged: set[str] = set()  # the redis-py paths already reported
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
@@ -271,6 +277,8 @@ class RedisTier:
 
     def _connect(self) -> Any:
         import redis
+
+        _require_supported(redis)
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -518,6 +526,33 @@ def _counter(raw: object) -> int:
         return int(raw) if raw is not None else 0  # type: ignore[call-overload]
     except ValueError:
         return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
+
+
+def _require_supported(redis: Any) -> None:
+    """Refuse a redis-py older than :data:`REDIS_PY_NEEDED`, saying so in one log line once.
+
+    Lambda puts the function's own packages (``/var/task``) before the layer's
+    (``/opt/python``), so an old redis-py shipped with the function wins the import.
+    """
+    found = str(getattr(redis, "__version__", ""))
+    parts = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", found)
+    if parts is None:
+        return  # no version to judge by: let it try
+    if tuple(int(part or 0) for part in parts.groups()) >= REDIS_PY_NEEDED:
+        return
+    needed = ".".join(map(str, REDIS_PY_NEEDED))
+    where = str(getattr(redis, "__file__", "an unknown path"))
+    if where not in _too_old_logged:
+        _too_old_logged.add(where)
+        logger.error(
+            "stratacache needs redis-py %s or newer, found redis-py %s at %s: the L2 tier "
+            "is off in this environment. Remove redis from the function's own package "
+            "(it comes before the layer's) or upgrade it.",
+            needed,
+            found,
+            where,
+        )
+    raise StratacacheError(f"redis-py {found} is older than the {needed} stratacache needs")
 
 
 def _key_of(command: tuple[Any, ...]) -> Any:
