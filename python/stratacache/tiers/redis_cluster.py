@@ -78,7 +78,7 @@ class ClusterRoutes:
                     if attempt:
                         continue
                     if isinstance(got, MovedError):
-                        self.cluster.nodes_manager.move_slot(got)
+                        self._moved(got)
                         again.append(index)
                     elif isinstance(got, AskError):
                         asking[index] = self.cluster.get_node(got.host, got.port)
@@ -128,6 +128,15 @@ class ClusterRoutes:
             return [answers[position] for position in positions]
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _moved(self, moved: Any) -> None:
+        """Learn a slot's new owner from ``MOVED`` (the whole layout with an older redis-py)."""
+        manager = self.cluster.nodes_manager
+        move_slot = getattr(manager, "move_slot", None)
+        if move_slot is not None:
+            move_slot(moved)
+        else:
+            manager.initialize()
+
     def _sha(self, script: str) -> str:
         sha = self._shas.get(script)
         if sha is None:
@@ -144,8 +153,12 @@ class ClusterRoutes:
             if self._stale is None or now - self._refreshed < _REFRESH_INTERVAL:
                 return
             self._stale, self._refreshed = None, now
+        manager = self.cluster.nodes_manager
         try:
-            self.cluster.nodes_manager.initialize(last_failed_node_name=failed)
+            try:
+                manager.initialize(last_failed_node_name=failed)  # ask the others first
+            except TypeError:  # a redis-py without that argument
+                manager.initialize()
         except Exception:
             self._stale = failed  # still unreadable: the commands will say so themselves
 
