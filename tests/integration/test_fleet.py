@@ -49,7 +49,7 @@ def test_quick_fleet_counts(
         assert result.dynamodb_requests > 0
         assert result.percentile(50) <= result.percentile(99) <= result.percentile(99.9)
         cost = result.monthly_cost()
-        assert cost["redis"] > 0 and cost["dynamodb"] > 0 and cost["origin"] > 0
+        assert min(cost.values()) > 0
     fleet.show(results)
     assert "origin calls / ideal" in capsys.readouterr().out
     png = tmp_path / "fleet.png"

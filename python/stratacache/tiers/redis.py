@@ -417,7 +417,7 @@ class RedisTier:
         return int(self.client.eval(_BUMP_SCRIPT, 1, self.key_prefix + key, floor))
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
+        """``GET key`` and the counter in one round trip (``MGET``; one per node in a cluster)."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         try:
             if self.cluster:  # one round trip per node: one, or two when they live apart
@@ -449,8 +449,8 @@ class RedisTier:
     def swap_many(
         self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
     ) -> list[bool]:
-        """:meth:`swap` for several keys in one script: one round trip (one per slot in a
-        cluster, whose scripts must keep to one hash slot)."""
+        """:meth:`swap` for several keys: one script, one round trip (in a cluster, whose
+        scripts keep to one hash slot, a script per key in one pipeline per node)."""
         if self.cluster:  # a script per key, one pipeline per node
             answers = self._cluster_run(
                 [
@@ -479,8 +479,7 @@ class RedisTier:
 
     # ------------------------------------------------------------ a cluster's batches
 
-    @property
-    def routes(self) -> Any:
+    def _cluster_routes(self) -> Any:
         """The :class:`~stratacache.tiers.redis_cluster.ClusterRoutes` of a cluster's client."""
         routes = self._routes
         if routes is None:
@@ -492,7 +491,7 @@ class RedisTier:
     def _cluster_run(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """One-key commands (``EVAL`` on one key included), one pipeline per node; the first
         failure is raised once every node had its pipeline."""
-        answers: list[Any] = self.routes.run([(_key_of(c), c) for c in commands])
+        answers: list[Any] = self._cluster_routes().run([(_key_of(c), c) for c in commands])
         for got in answers:
             if isinstance(got, Exception):
                 raise got
@@ -500,7 +499,7 @@ class RedisTier:
 
     def _cluster_get_many(self, names: Sequence[str]) -> list[object | Missing]:
         """``GET``s in one pipeline per node; what the nodes that answered sent is kept."""
-        answers = self.routes.run([(name, ("GET", name)) for name in names])
+        answers = self._cluster_routes().run([(name, ("GET", name)) for name in names])
         answers = [
             Foreign("a Redis value of another type")
             if isinstance(got, Exception) and _wrong_type(got)
@@ -545,8 +544,8 @@ def _require_supported(redis: Any) -> None:
     if where not in _too_old_logged:
         _too_old_logged.add(where)
         logger.error(
-            "stratacache needs redis-py %s or newer, found redis-py %s at %s: the L2 tier "
-            "is off in this environment. Remove redis from the function's own package "
+            "stratacache needs redis-py %s or newer, found redis-py %s at %s: the Redis "
+            "tier is off in this environment. Remove redis from the function's own package "
             "(it comes before the layer's) or upgrade it.",
             needed,
             found,
