@@ -58,10 +58,10 @@ class Settings:
     """The Zipf exponent: the key of rank r is asked for in proportion to 1 / r**zipf."""
     ttl: float = 10.0
     duration: float = 30.0
-    rate: float = 2.0
+    rate: float = 1.0
     """Calls per second of each environment, at random (Poisson) times; an environment
     serves one call at a time, as Lambda's do, so a slow call delays its next ones."""
-    origin_ms: float = 20.0
+    origin_ms: float = 50.0
     seed: int = 7
 
 
@@ -365,8 +365,10 @@ def chart(results: Sequence[Result], path: Path) -> None:
             latency = [r.percentile(q) for r in runs]
             right.plot(sizes, latency, style, color=colour, label=f"p{q}, {label}")
     left.axhline(1.0, color="grey", linewidth=0.8)
+    sizes = sorted({r.settings.environments for r in results})
     for axes in (left, right):
         axes.set_xscale("log", base=2)
+        axes.set_xticks(sizes, [str(size) for size in sizes])
         axes.set_xlabel("execution environments")
         axes.legend()
     left.set_ylabel("origin calls / ideal")
@@ -389,10 +391,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small fleets for a few seconds")
     parser.add_argument("--png", type=Path, help="draw origin calls and latency here")
     parser.add_argument("--environments", type=int, nargs="+", help="fleet sizes to run")
+    for name in ("keys", "zipf", "ttl", "duration", "rate", "origin_ms"):
+        kind = int if name == "keys" else float
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"Settings.{name}")
     args = parser.parse_args(argv)
     from devkit.servers import MotoProcess, RedisServer, create_cache_table, fake_aws_environment
 
     base = quick_settings() if args.quick else Settings(environments=1, lease=True)
+    given = {
+        name: getattr(args, name)
+        for name in ("keys", "zipf", "ttl", "duration", "rate", "origin_ms")
+        if getattr(args, name) is not None
+    }
+    base = replace(base, **given)
     sizes = args.environments or (QUICK_ENVIRONMENTS if args.quick else FULL_ENVIRONMENTS)
     os.environ.update(fake_aws_environment())
     os.environ["STRATACACHE_METRICS_DISABLED"] = "true"
