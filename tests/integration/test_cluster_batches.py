@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 from devkit.faults import RedisClusterServers, kill_hard, paused
-from devkit.roundtrips import redis_round_trips_by_node
+from devkit.roundtrips import redis_round_trips, redis_round_trips_by_node
 
 from stratacache import cached_many, cached_tiered
 from stratacache.errors import PartialReadError
@@ -51,12 +51,13 @@ def test_batches_cost_one_round_trip_per_node(tier: RedisTier) -> None:
     with redis_round_trips_by_node() as trips:
         assert tier.get_many(KEYS) == [key.encode() for key in KEYS]
     assert sorted(trips.values()) == [1, 1, 1]
-    with redis_round_trips_by_node() as trips:
-        assert (
-            tier.swap_many({key: (b"SC\x03\x00" + b"v" * 8, ANY, 60) for key in KEYS})
-            == [True] * 100
-        )
+    blob = b"SC\x03\x00" + b"v" * 8
+    with redis_round_trips_by_node() as trips, redis_round_trips() as commands:
+        assert tier.swap_many({key: (blob, ANY, 60) for key in KEYS}) == [True] * 100
     assert sorted(trips.values()) == [1, 1, 1]
+    sent = [name for trip in commands for name in trip]
+    assert sent.count("SCRIPT") == 3  # loaded once per node, in the same pipeline
+    assert sent.count("EVALSHA") == 100
     with redis_round_trips_by_node() as trips:
         assert tier.delete_many(KEYS) == 100
     assert sorted(trips.values()) == [1, 1, 1]

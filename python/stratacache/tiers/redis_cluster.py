@@ -99,17 +99,17 @@ class ClusterRoutes:
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             positions: list[int] = []
-            loading: list[tuple[str, str]] = []
+            loading: set[tuple[str, str]] = set()
             for command, asking, as_eval in commands:
                 if asking:
                     pipe.execute_command("ASKING")
                 sent = command
                 if command[0] == "EVAL" and not as_eval:
-                    sha = self._sha(command[1])
-                    if (node.name, sha) not in self._loaded:
+                    script = (node.name, self._sha(command[1]))
+                    if script not in self._loaded and script not in loading:
                         pipe.execute_command("SCRIPT", "LOAD", command[1])
-                        loading.append((node.name, sha))
-                    sent = ("EVALSHA", sha, *command[2:])
+                        loading.add(script)
+                    sent = ("EVALSHA", script[1], *command[2:])
                 positions.append(len(pipe.command_stack))
                 pipe.execute_command(*sent)
             try:
