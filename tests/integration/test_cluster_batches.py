@@ -200,3 +200,22 @@ def _cluster_info(port: int) -> bytes:
     with redis.Redis(port=port) as client:
         info = client.execute_command("CLUSTER", "INFO")
     return info if isinstance(info, bytes) else str(info).encode()
+
+
+def test_a_cluster_client_passed_in_gets_batches_per_node(cluster: RedisClusterServers) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(cluster.url)
+    tier = RedisTier(client=client, cluster=True, key_prefix="own:")
+    with redis_round_trips_by_node() as trips:
+        tier.set_many({key: b"1" for key in KEYS}, 60)
+        assert tier.get_many(KEYS) == [b"1"] * 100
+        assert (
+            tier.swap_many({key: (b"SC\x03\x00" + b"v" * 8, ANY, 60) for key in KEYS})
+            == [True] * 100
+        )
+    assert sorted(trips.values()) == [3, 3, 3]
+    assert tier.delete_many(KEYS) == 100
+    tier.close()  # a client passed in is left to its owner
+    assert client.get("own:" + KEYS[0]) is None
+    client.close()
