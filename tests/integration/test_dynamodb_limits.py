@@ -146,6 +146,38 @@ def test_batch_writes_keep_to_25_items(dynamodb_client: Any, table_name: str) ->
     assert tier.delete_many(keys) == 260
 
 
+def answer_at_most_16_mb(client: Any) -> None:
+    """As DynamoDB does, answer a ``BatchGetItem`` with at most 16 MiB of items and
+    return the keys of the rest as ``UnprocessedKeys``."""
+
+    def trim(parsed: dict[str, Any], **_: Any) -> None:
+        for table, items in parsed.get("Responses", {}).items():
+            kept, total = [], 0
+            for item in items:
+                total += _size(item)
+                if total <= 16 * MIB:
+                    kept.append(item)
+                else:
+                    left = parsed.setdefault("UnprocessedKeys", {}).setdefault(table, {"Keys": []})
+                    left["Keys"].append({"pk": item["pk"]})
+            parsed["Responses"][table] = kept
+
+    client.meta.events.register("after-call.dynamodb.BatchGetItem", trim)
+
+
+def test_a_batch_read_over_16_mb_arrives_whole(dynamodb_client: Any, table_name: str) -> None:
+    requests = enforce_limits(dynamodb_client)
+    answer_at_most_16_mb(dynamodb_client)
+    tier = DynamoDBTier(table_name, client=dynamodb_client)
+    blobs = {f"k{i}": b"SC\x03\x00" + bytes([i]) * 8 + random.randbytes(350_000) for i in range(60)}
+    tier.set_many(blobs, 60)
+    assert tier.get_many(list(blobs)) == list(blobs.values())  # 21 MB of items
+    assert [items for operation, items, _ in requests if operation == "BatchGetItem"][:2] == [
+        60,
+        13,
+    ]
+
+
 @pytest.mark.parametrize(
     "reasons",
     [
