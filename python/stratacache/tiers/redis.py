@@ -80,7 +80,8 @@ local done, cur = swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return {done, cur}
 """
 )
-# Several keys in one script (one slot of a cluster): ARGV holds blob, expect, keep per key.
+# Several keys in one script, on a single server (a cluster runs _SWAP_SCRIPT per key, each
+# in its node's pipeline): ARGV holds blob, expect, keep per key.
 _SWAP_MANY_SCRIPT = (
     _SWAP
     + """
