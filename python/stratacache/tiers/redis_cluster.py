@@ -91,29 +91,14 @@ class ClusterRoutes:
         return answers
 
     def _send(self, node: Any, commands: Sequence[tuple[Command, bool, bool]]) -> list[Any]:
-        """One pipeline to ``node``: each command, after ``ASKING`` if asked, as
+        """One round trip to ``node``: each command, after ``ASKING`` if asked, as
         ``EVALSHA`` unless told to ``EVAL``; a closed connection is replaced once."""
         from redis.exceptions import ConnectionError, RedisError
 
         client = self.cluster.get_redis_connection(node)
         for attempt in range(2):
-            pipe = client.pipeline(transaction=False)
-            positions: list[int] = []
-            loading: set[tuple[str, str]] = set()
-            for command, asking, as_eval in commands:
-                if asking:
-                    pipe.execute_command("ASKING")
-                sent = command
-                if command[0] == "EVAL" and not as_eval:
-                    script = (node.name, self._sha(command[1]))
-                    if script not in self._loaded and script not in loading:
-                        pipe.execute_command("SCRIPT", "LOAD", command[1])
-                        loading.add(script)
-                    sent = ("EVALSHA", script[1], *command[2:])
-                positions.append(len(pipe.command_stack))
-                pipe.execute_command(*sent)
             try:
-                answers = pipe.execute(raise_on_error=False)
+                return self._once(client, node.name, commands)
             except ConnectionError as exc:
                 self._stale = node.name
                 if attempt == 0:
@@ -122,11 +107,39 @@ class ClusterRoutes:
             except (RedisError, OSError) as exc:  # a timeout: never waited for twice
                 self._stale = node.name
                 return [exc] * len(commands)
-            finally:
-                pipe.reset()
-            self._loaded.update(loading)
-            return [answers[position] for position in positions]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self, client: Any, node: str, commands: Sequence[tuple[Command, bool, bool]]
+    ) -> list[Any]:
+        from redis.exceptions import ResponseError
+
+        if len(commands) == 1 and commands[0][0][0] != "EVAL" and not commands[0][1]:
+            try:  # one plain command (an L2 hit's GET): no pipeline to build
+                return [client.execute_command(*commands[0][0])]
+            except ResponseError as exc:
+                return [exc]
+        pipe = client.pipeline(transaction=False)
+        positions: list[int] = []
+        loading: set[tuple[str, str]] = set()
+        for command, asking, as_eval in commands:
+            if asking:
+                pipe.execute_command("ASKING")
+            sent = command
+            if command[0] == "EVAL" and not as_eval:
+                script = (node, self._sha(command[1]))
+                if script not in self._loaded and script not in loading:
+                    pipe.execute_command("SCRIPT", "LOAD", command[1])
+                    loading.add(script)
+                sent = ("EVALSHA", script[1], *command[2:])
+            positions.append(len(pipe.command_stack))
+            pipe.execute_command(*sent)
+        try:
+            answers = pipe.execute(raise_on_error=False)
+        finally:
+            pipe.reset()
+        self._loaded.update(loading)
+        return [answers[position] for position in positions]
 
     def _moved(self, moved: Any) -> None:
         """Learn a slot's new owner from ``MOVED`` (the whole layout with an older redis-py)."""
