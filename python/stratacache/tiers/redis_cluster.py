@@ -31,6 +31,10 @@ _ONE_KEY = frozenset({"GET", "SET", "PTTL", "INCR", "DEL", "UNLINK"})
 class ClusterRoutes:
     """Send commands to the primary that owns each key's slot, one pipeline per node.
 
+    Nodes are asked one after the other; once one has made the call wait a timeout,
+    the nodes not yet asked are not (their commands answer with that timeout), and
+    nodes that failed lately are asked last.
+
     ``cluster`` is a ``redis.cluster.RedisCluster``; its view of the slots and its
     per-node clients are used, its own retry loop is not.
 
@@ -46,6 +50,7 @@ class ClusterRoutes:
         self._shas: dict[str, str] = {}
         self._stale: str | None = None  # the node whose failure calls for a new layout
         self._refreshed = 0.0
+        self._suspects: set[str] = set()  # nodes whose last answer was a failure: asked last
         self._lock = threading.Lock()
 
     def run(self, commands: Sequence[tuple[str | bytes, Command]]) -> list[Any]:
@@ -60,6 +65,7 @@ class ClusterRoutes:
         answers: list[Any] = [None] * len(commands)
         pending = list(range(len(commands)))
         asking: dict[int, Any] = {}  # command index -> the node an ASK sent it to
+        waited: Exception | None = None  # a node's timeout: the call waits for no other
         for attempt in range(2):
             groups: dict[str, tuple[Any, list[int]]] = {}
             for index in pending:
@@ -70,10 +76,18 @@ class ClusterRoutes:
                     continue
                 groups.setdefault(node.name, (node, []))[1].append(index)
             again: list[int] = []
-            for node, indexes in groups.values():
+            # Nodes that failed lately go last: if one of them makes the call wait, the
+            # others have answered already.
+            ordered = sorted(groups.values(), key=lambda group: group[0].name in self._suspects)
+            for node, indexes in ordered:
+                if waited is not None:
+                    for index in indexes:
+                        answers[index] = waited
+                    continue
                 # A command sent again goes as EVAL: its node may have lost the script.
                 sent = [(commands[i][1], i in asking, attempt > 0) for i in indexes]
-                for index, got in zip(indexes, self._send(node, sent), strict=True):
+                got_all, waited = self._send(node, sent)
+                for index, got in zip(indexes, got_all, strict=True):
                     answers[index] = got
                     if attempt:
                         continue
@@ -90,23 +104,32 @@ class ClusterRoutes:
             pending = again
         return answers
 
-    def _send(self, node: Any, commands: Sequence[tuple[Command, bool, bool]]) -> list[Any]:
+    def _send(
+        self, node: Any, commands: Sequence[tuple[Command, bool, bool]]
+    ) -> tuple[list[Any], Exception | None]:
         """One round trip to ``node``: each command, after ``ASKING`` if asked, as
-        ``EVALSHA`` unless told to ``EVAL``; a closed connection is replaced once."""
+        ``EVALSHA`` unless told to ``EVAL``; a closed connection is replaced once.
+
+        Returns the answers, and the error when the node made us wait (a timeout).
+        """
         from redis.exceptions import ConnectionError, RedisError
 
         client = self.cluster.get_redis_connection(node)
         for attempt in range(2):
             try:
-                return self._once(client, node.name, commands)
+                answers = self._once(client, node.name, commands)
             except ConnectionError as exc:
-                self._stale = node.name
                 if attempt == 0:
                     continue  # a connection the server closed while the environment slept
-                return [exc] * len(commands)
+                self._stale = node.name
+                self._suspects.add(node.name)
+                return [exc] * len(commands), None
             except (RedisError, OSError) as exc:  # a timeout: never waited for twice
                 self._stale = node.name
-                return [exc] * len(commands)
+                self._suspects.add(node.name)
+                return [exc] * len(commands), exc
+            self._suspects.discard(node.name)
+            return answers, None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(
