@@ -275,13 +275,15 @@ def run(settings: Settings, redis_url: str, table: str, dynamodb: Any) -> Result
     )
 
 
-_counters: dict[int, DynamoDBCounter] = {}
+_counters: list[tuple[Any, DynamoDBCounter]] = []  # each client kept, so no id is reused
 
 
 def _counter_of(client: Any) -> DynamoDBCounter:
-    counter = _counters.get(id(client))
-    if counter is None:
-        counter = _counters[id(client)] = DynamoDBCounter(client)
+    for known, counter in _counters:
+        if known is client:
+            return counter
+    counter = DynamoDBCounter(client)
+    _counters.append((client, counter))
     return counter
 
 
