@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devkit import coldstart
+from devkit import coldstart, fleet
 from devkit.servers import MotoProcess, RedisServer, create_cache_table, fake_aws_environment
 
 VALUE = {"symbol": "AMZN", "price": 187.42, "currency": "USD", "tags": ["tech", "retail"]}
@@ -402,6 +402,23 @@ def round_trips_row(url: str, endpoint: str) -> None:
     redis_tier.close()
 
 
+def fleet_rows(url: str, endpoint: str, quick: bool) -> None:
+    """N environments on one cache, lease on and off (``devkit.fleet``; its chart: --png)."""
+    client = fleet.dynamodb_client(endpoint)
+    create_cache_table(client, "bench-fleet")
+    sizes = fleet.QUICK_ENVIRONMENTS if quick else fleet.FULL_ENVIRONMENTS
+    base = fleet.quick_settings() if quick else fleet.Settings(environments=1, lease=True)
+    saved = os.environ.get("STRATACACHE_METRICS_DISABLED")
+    os.environ["STRATACACHE_METRICS_DISABLED"] = "true"  # no EMF lines amid the table
+    try:
+        fleet.show(fleet.sweep(sizes, base, url, "bench-fleet", client))
+    finally:
+        if saved is None:
+            del os.environ["STRATACACHE_METRICS_DISABLED"]
+        else:
+            os.environ["STRATACACHE_METRICS_DISABLED"] = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations: checks it runs")
@@ -419,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         round_trips_row(redis_server.url, moto.endpoint)
         batch_row(redis_server.url, moto.endpoint, ids=20 if quick else 100)
         herd_row(redis_server.url, workers=4 if quick else 16)
+        fleet_rows(redis_server.url, moto.endpoint, quick)
         coldstart.show(
             coldstart.run(
                 rounds=1 if quick else 15,

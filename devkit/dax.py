@@ -35,6 +35,7 @@ OPERATIONS = (
     "update_item",
     "batch_get_item",
     "batch_write_item",
+    "transact_write_items",
     "scan",
     "query",
 )
@@ -112,7 +113,9 @@ class MotoNode:
             error = exc.response.get("Error", {})
             meta = exc.response.get("ResponseMetadata", {})
             code = error.get("Code", "")
-            # A DAX node sends error-code paths, not names; the client maps them back.
+            # A DAX node sends error-code paths, not names; the client maps them back. A
+            # cancelled transaction's reasons travel beside them, and the client keeps them
+            # in exc.cancellation_reasons, not in exc.response as boto3 does.
             raise DaxServiceError(
                 exc.operation_name,
                 error.get("Message", ""),
@@ -120,6 +123,7 @@ class MotoNode:
                 meta.get("RequestId"),
                 None,
                 meta.get("HTTPStatusCode"),
+                exc.response.get("CancellationReasons"),
             ) from None
         response.pop("ResponseMetadata", None)
         return response

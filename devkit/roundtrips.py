@@ -54,6 +54,29 @@ def redis_round_trips(handshakes: bool = False) -> Iterator[list[list[str]]]:
         yield trips
 
 
+@contextlib.contextmanager
+def redis_round_trips_by_node() -> Iterator[dict[str, int]]:
+    """Round trips redis-py makes in this process meanwhile, per server (``host:port``).
+
+    As :func:`redis_round_trips`, connection handshakes left out: what a cluster's
+    batch costs each node.
+    """
+    from redis.connection import AbstractConnection
+
+    counts: dict[str, int] = {}
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        names = _command_names(command)
+        if names and names[0] not in HANDSHAKE:
+            where = f"{getattr(self, 'host', '?')}:{getattr(self, 'port', '?')}"
+            counts[where] = counts.get(where, 0) + 1
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", counting):
+        yield counts
+
+
 def dynamodb_calls(client: Any) -> list[str]:
     """The operations ``client`` calls from now on, in order (retries of one call count once)."""
     calls: list[str] = []

@@ -40,7 +40,8 @@ def test_the_bench_runs_every_row_in_quick_mode() -> None:
         timeout=300,
     ).stdout
     rows = (
-        *("L1 hit", "L2 hit", "L3 hit", "Batch:", "Herd:", "import stratacache", "import boto3"),
+        *("L1 hit", "L2 hit", "L3 hit", "Batch:", "Herd:", "Fleet:", "import stratacache"),
+        "import boto3",
         *("Round trips per operation", "full miss, lock on", "L2 hit, new environment"),
         *("Cold start under awslambdaric", "empty handler", "hand-written", "stratacache adds"),
     )

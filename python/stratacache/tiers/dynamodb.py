@@ -49,8 +49,11 @@ DynamoDBClient: TypeAlias = Any
 _CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
 VERSION_ATTRIBUTE: Final = "ver"
 TRANSACTION_LIMIT: Final = 100
+TRANSACTION_BYTES: Final = 4_000_000
+"""A ``TransactWriteItems`` carries at most 4 MB of items (decimal, under DynamoDB's 4 MiB)."""
 BATCH_GET_LIMIT: Final = 100
 BATCH_WRITE_LIMIT: Final = 25
+"""Items per ``BatchWriteItem``; 25 items of at most 400 KB keep it under its 16 MB too."""
 DEFAULT_TIMEOUT: Final = 0.5
 ITEM_LIMIT: Final = 400_000
 """DynamoDB's largest item (400 KB), attribute names and values together; taken as decimal
@@ -75,6 +78,45 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it, or a little more: names plus values.
+
+    A Number is taken at its largest (21 bytes); other types this tier writes are
+    their bytes.
+
+    Example:
+        >>> item_size({"pk": {"S": "key"}, "v": {"B": b"12345"}})
+        11
+    """
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        ((kind, data),) = value.items()
+        if kind == "N":
+            size += _NUMBER_SIZE
+        elif kind == "S":
+            size += len(data.encode())
+        elif kind == "B":
+            size += len(data)
+        else:  # not written by this tier: counted as its text, generously
+            size += len(repr(data).encode())
+    return size
+
+
+def _sized_chunks(
+    entries: Sequence[Any], sizes: Sequence[int], count: int, limit: int
+) -> Iterator[Sequence[Any]]:
+    """``entries`` in order, at most ``count`` and ``limit`` bytes (by ``sizes``) to a chunk."""
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start == count or total + size > limit):
+            yield entries[start:index]
+            start, total = index, 0
+        total += size
+    if start < len(entries):
+        yield entries[start:]
+
+
 def error_code(exc: BaseException) -> str | None:
     """The DynamoDB error code an exception carries, or ``None``.
 
@@ -93,6 +135,40 @@ def error_code(exc: BaseException) -> str | None:
     error = response.get("Error") if isinstance(response, Mapping) else None
     code = error.get("Code") if isinstance(error, Mapping) else None
     return code if isinstance(code, str) else None
+
+
+def cancellation_reasons(exc: BaseException) -> list[Mapping[str, Any]]:
+    """Why each item of a cancelled transaction failed, wherever the client puts it.
+
+    boto3 keeps them in ``exc.response["CancellationReasons"]``; DAX's client in
+    ``exc.cancellation_reasons``. Each reason comes back as a mapping with a ``Code``,
+    whether the client gave a mapping, an object with a ``code``, or a
+    ``(code, message, item)`` sequence.
+
+    Example:
+        >>> from botocore.exceptions import ClientError
+        >>> error = ClientError({"Error": {"Code": "TransactionCanceledException"},
+        ...     "CancellationReasons": [{"Code": "None"}]}, "TransactWriteItems")
+        >>> cancellation_reasons(error)
+        [{'Code': 'None'}]
+    """
+    response = getattr(exc, "response", None)
+    reasons = response.get("CancellationReasons") if isinstance(response, Mapping) else None
+    if not reasons:
+        reasons = getattr(exc, "cancellation_reasons", None)
+    if not reasons or isinstance(reasons, (str, bytes, Mapping)):
+        return []
+    return [_reason(reason) for reason in reasons]
+
+
+def _reason(reason: Any) -> Mapping[str, Any]:
+    if isinstance(reason, Mapping):
+        code = reason.get("Code", reason.get("code"))
+    elif isinstance(reason, (list, tuple)):
+        code = reason[0] if reason else None
+    else:
+        code = getattr(reason, "code", None) or getattr(reason, "Code", None)
+    return {"Code": code if isinstance(code, str) else "None"}
 
 
 class DynamoDBTier:
@@ -568,20 +644,19 @@ class DynamoDBTier:
     def swap_many(
         self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
     ) -> list[bool]:
-        """Conditional puts, 100 to a ``TransactWriteItems``; those whose condition failed
-        are left out and the rest written again."""
+        """Conditional puts in ``TransactWriteItems`` of at most 100 items and 4 MB; those
+        whose condition failed are left out and the rest of their transaction written again."""
         done: dict[str, bool] = {}
         keys = list(items)
-        for chunk in _chunks(keys, TRANSACTION_LIMIT):
+        puts = {k: {"Put": self._put(k, items[k][0], items[k][2], items[k][1])} for k in keys}
+        sizes = [item_size(puts[k]["Put"]["Item"]) for k in keys]
+        for chunk in _sized_chunks(keys, sizes, TRANSACTION_LIMIT, TRANSACTION_BYTES):
             pending = list(chunk)
             while pending:
-                puts = [
-                    {"Put": self._put(k, items[k][0], items[k][2], items[k][1])} for k in pending
-                ]
                 try:
-                    self.client.transact_write_items(TransactItems=puts)
+                    self.client.transact_write_items(TransactItems=[puts[k] for k in pending])
                 except Exception as exc:
-                    reasons = getattr(exc, "response", {}).get("CancellationReasons")
+                    reasons = cancellation_reasons(exc)
                     if error_code(exc) != "TransactionCanceledException" or not reasons:
                         raise
                     failed = {

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,12 +25,16 @@ from stratacache.config import (
     resolve_redis_cluster,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError, SetupError
+from stratacache.errors import ConfigurationError, PartialReadError, SetupError, StratacacheError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
 from stratacache.tiers.hints import chain, explain_failures
 from stratacache.urls import parse_redis_url
 
+logger = logging.getLogger("stratacache")
 _CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
+REDIS_PY_NEEDED = (5, 0, 1)
+"""The oldest redis-py this tier works with (``Redis.from_pool`` came in 5.0.1)."""
+_too_old_logged: set[str] = set()  # the redis-py paths already reported
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
@@ -75,7 +81,8 @@ local done, cur = swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return {done, cur}
 """
 )
-# Several keys in one script (one slot of a cluster): ARGV holds blob, expect, keep per key.
+# Several keys in one script, on a single server (a cluster runs _SWAP_SCRIPT per key, each
+# in its node's pipeline): ARGV holds blob, expect, keep per key.
 _SWAP_MANY_SCRIPT = (
     _SWAP
     + """
@@ -253,6 +260,7 @@ class RedisTier:
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
+        self._routes: Any = None
 
     def __repr__(self) -> str:
         where = self.url or "client"  # already redacted
@@ -272,6 +280,8 @@ class RedisTier:
 
     def _connect(self) -> Any:
         import redis
+
+        _require_supported(redis)
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -317,14 +327,21 @@ class RedisTier:
         if not keys:
             return []
         names = [self.key_prefix + key for key in keys]
-        # A cluster's MGET must stay within one hash slot; mget_nonatomic splits by slot.
-        values = self.client.mget_nonatomic(names) if self.cluster else self.client.mget(names)
+        if self.cluster:
+            return self._cluster_get_many(names)
+        values = self.client.mget(names)
         return [MISS if value is None else value for value in values]
 
     def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
         if not items:
             return
         px = None if ttl is None else _millis(ttl)
+        if self.cluster:
+            expiry = () if px is None else ("PX", px)
+            self._cluster_run(
+                [("SET", self.key_prefix + key, value, *expiry) for key, value in items.items()]
+            )
+            return
         pipe = self.client.pipeline(transaction=False)
         for key, value in items.items():
             pipe.set(self.key_prefix + key, value, px=px)
@@ -335,6 +352,9 @@ class RedisTier:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         names = [self.key_prefix + key for key in keys]
+        if self.cluster:
+            unique = dict.fromkeys(names)
+            return sum(map(int, self._cluster_run([("DEL", name) for name in unique])))
         return int(self.client.delete(*names)) if names else 0
 
     def remaining_ttl(self, key: str) -> float | None | Missing:
@@ -352,11 +372,16 @@ class RedisTier:
         for name in self.client.scan_iter(match=pattern, count=_DELETE_BATCH):
             batch.append(name)
             if len(batch) >= _DELETE_BATCH:
-                removed += int(self.client.unlink(*batch))
+                removed += self._unlink(batch)
                 batch.clear()
         if batch:
-            removed += int(self.client.unlink(*batch))
+            removed += self._unlink(batch)
         return removed
+
+    def _unlink(self, names: Sequence[Any]) -> int:
+        if self.cluster:
+            return sum(map(int, self._cluster_run([("UNLINK", name) for name in names])))
+        return int(self.client.unlink(*names))
 
     def ping(self) -> bool:
         """Build the client and open a connection now: one ``PING``.
@@ -395,14 +420,11 @@ class RedisTier:
         return int(self.client.eval(_BUMP_SCRIPT, 1, self.key_prefix + key, floor))
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
+        """``GET key`` and the counter in one round trip (``MGET``; one per node in a cluster)."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         try:
-            if self.cluster:
-                pipe = self.client.pipeline(transaction=False)
-                for name in names:
-                    pipe.get(name)
-                value, count = pipe.execute()
+            if self.cluster:  # one round trip per node: one, or two when they live apart
+                value, count = self._cluster_run([("GET", name) for name in names])
             else:
                 value, count = self.client.mget(names)
         except Exception as exc:
@@ -430,21 +452,23 @@ class RedisTier:
     def swap_many(
         self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
     ) -> list[bool]:
-        """:meth:`swap` for several keys in one script: one round trip (one per slot in a
-        cluster, whose scripts must keep to one hash slot)."""
-        names = {self.key_prefix + key: key for key in items}
-        groups: dict[int, list[str]] = {}
-        for name in names:
-            groups.setdefault(self.client.keyslot(name) if self.cluster else 0, []).append(name)
-        done: dict[str, bool] = {}
-        for group in groups.values():
-            argv: list[object] = []
-            for name in group:
-                blob, expect, keep = items[names[name]]
-                argv += [blob, _expect_arg(expect), _keep_ms(keep)]
-            answers = self.client.eval(_SWAP_MANY_SCRIPT, len(group), *group, *argv)
-            done.update(zip(group, map(bool, answers), strict=True))
-        return [done[self.key_prefix + key] for key in items]
+        """:meth:`swap` for several keys: one script, one round trip (in a cluster, whose
+        scripts keep to one hash slot, a script per key in one pipeline per node)."""
+        if self.cluster:  # a script per key, one pipeline per node
+            answers = self._cluster_run(
+                [
+                    ("EVAL", _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect),
+                     _keep_ms(keep))
+                    for key, (blob, expect, keep) in items.items()
+                ]
+            )  # fmt: skip
+            return [bool(done) for done, _ in answers]
+        names = [self.key_prefix + key for key in items]
+        argv: list[object] = []
+        for blob, expect, keep in items.values():
+            argv += [blob, _expect_arg(expect), _keep_ms(keep)]
+        answers = self.client.eval(_SWAP_MANY_SCRIPT, len(names), *names, *argv)
+        return [bool(done) for done in answers]
 
     def delete_if(self, key: str, expect: bytes) -> bool:
         """Remove the record if its version is still ``expect``."""
@@ -456,6 +480,48 @@ class RedisTier:
         else:
             self.client.set(self.key_prefix + key, value, px=None if ttl is None else _millis(ttl))
 
+    # ------------------------------------------------------------ a cluster's batches
+
+    def _cluster_routes(self) -> Any:
+        """The :class:`~stratacache.tiers.redis_cluster.ClusterRoutes` of a cluster's client."""
+        routes = self._routes
+        if routes is None:
+            from stratacache.tiers.redis_cluster import routes_for
+
+            routes = self._routes = routes_for(self.client)
+        return routes
+
+    def _cluster_run(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """One-key commands (``EVAL`` on one key included), one pipeline per node; the first
+        failure is raised once every node had its pipeline."""
+        answers: list[Any] = self._cluster_routes().run([(_key_of(c), c) for c in commands])
+        for got in answers:
+            if isinstance(got, Exception):
+                raise got
+        return answers
+
+    def _cluster_get_many(self, names: Sequence[str]) -> list[object | Missing]:
+        """``GET``s in one pipeline per node; what the nodes that answered sent is kept."""
+        answers = self._cluster_routes().run([(name, ("GET", name)) for name in names])
+        answers = [
+            Foreign("a Redis value of another type")
+            if isinstance(got, Exception) and _wrong_type(got)
+            else got
+            for got in answers
+        ]
+        failures = [got for got in answers if isinstance(got, Exception)]
+        values = [MISS if got is None or isinstance(got, Exception) else got for got in answers]
+        if not failures:
+            return values
+        if len(failures) == len(names):
+            raise failures[0]
+        raise PartialReadError(
+            f"Redis Cluster answered {len(names) - len(failures)} of {len(names)} keys "
+            f"({type(failures[0]).__name__}: {failures[0]})",
+            values,
+            len(failures),
+        )
+
 
 def _counter(raw: object) -> int:
     try:
@@ -464,19 +530,45 @@ def _counter(raw: object) -> int:
         return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
 
 
+def _require_supported(redis: Any) -> None:
+    """Refuse a redis-py older than :data:`REDIS_PY_NEEDED`, saying so in one log line once.
+
+    Lambda puts the function's own packages (``/var/task``) before the layer's
+    (``/opt/python``), so an old redis-py shipped with the function wins the import.
+    """
+    found = str(getattr(redis, "__version__", ""))
+    parts = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", found)
+    if parts is None:
+        return  # no version to judge by: let it try
+    if tuple(int(part or 0) for part in parts.groups()) >= REDIS_PY_NEEDED:
+        return
+    needed = ".".join(map(str, REDIS_PY_NEEDED))
+    where = str(getattr(redis, "__file__", "an unknown path"))
+    if where not in _too_old_logged:
+        _too_old_logged.add(where)
+        logger.error(
+            "stratacache needs redis-py %s or newer, found redis-py %s at %s: the Redis "
+            "tier is off in this environment. Remove redis from the function's own package "
+            "(it comes before the layer's) or upgrade it.",
+            needed,
+            found,
+            where,
+        )
+    raise StratacacheError(f"redis-py {found} is older than the {needed} stratacache needs")
+
+
+def _key_of(command: tuple[Any, ...]) -> Any:
+    return command[3] if command[0] == "EVAL" else command[1]
+
+
 def _wrong_type(exc: Exception) -> bool:
     return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
 
 
 def _cluster_class() -> Any:
-    """``RedisCluster`` that retries a connection error once but never a timeout."""
-    from redis.cluster import RedisCluster
-    from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError
+    from stratacache.tiers.redis_cluster import cluster_class
 
-    class _Cluster(RedisCluster):
-        ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
-
-    return _Cluster
+    return cluster_class()
 
 
 def _glob_escape(text: str) -> str:
