@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from stratacache import config
+from stratacache._engine.compute import offload
+from stratacache._engine.guard import Trace
 from stratacache.errors import ConfigurationError, KeyBuildError
 from stratacache.keys import KeyMaker, canonical, digest, function_id
 from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
-from stratacache.slots import Call
 from stratacache.tiered import TieredCache
 from stratacache.tiers import Tier
 
@@ -126,6 +127,7 @@ def cached_many(
             cache = TieredCache([], ttl=None)
         else:
             cache = options.cache_for(func)
+        chain = cache._engine.chain
 
         def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[Any, str]]:
             bound = signature.bind(*args, **kwargs)
@@ -143,8 +145,8 @@ def cached_many(
                 ) from None
             return bound, keys
 
-        def lookup(keys: Mapping[Any, str], run: Call) -> tuple[dict[Any, Any], list[Any]]:
-            found = cache.read_many(list(keys.values()), run)
+        def lookup(keys: Mapping[Any, str], run: Trace) -> tuple[dict[Any, Any], list[Any]]:
+            found = chain.read_many(list(keys.values()), run)
             hits: dict[Any, Any] = {}
             missing: list[Any] = []
             for item, key in keys.items():
@@ -156,7 +158,7 @@ def cached_many(
             return hits, missing
 
         def remember(
-            keys: Mapping[Any, str], missing: list[Any], fetched: object, run: Call
+            keys: Mapping[Any, str], missing: list[Any], fetched: object, run: Trace
         ) -> dict[Any, Any]:
             if not isinstance(fetched, Mapping):
                 raise TypeError(
@@ -164,11 +166,11 @@ def cached_many(
                     f"got {type(fetched).__name__}"
                 )
             new = {item: fetched[item] for item in missing if item in fetched}
-            cache.write_many({keys[item]: value for item, value in new.items()}, run)
+            chain.write_many({keys[item]: value for item, value in new.items()}, run)
             if cache_absent:
                 gone = {keys[item]: ABSENT for item in missing if item not in fetched}
                 if gone:
-                    cache.write_many(gone, run, ttl=absent_lifetime)
+                    chain.write_many(gone, run, ttl=absent_lifetime)
             return new
 
         def ordered(keys: Mapping[Any, str], values: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -179,16 +181,14 @@ def cached_many(
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
-                import asyncio
-
                 bound, keys = plan(args, kwargs)
-                run = cache.begin()
-                hits, missing = await asyncio.to_thread(lookup, keys, run)
+                run = chain.begin()
+                hits, missing = await offload(lookup, keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
-                    cache.recorder.origin_call()
+                    chain.recorder.origin_call()
                     fetched = await call(*bound.args, **bound.kwargs)
-                    hits.update(await asyncio.to_thread(remember, keys, missing, fetched, run))
+                    hits.update(await offload(remember, keys, missing, fetched, run))
                 return ordered(keys, hits)
 
         else:
@@ -196,22 +196,22 @@ def cached_many(
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
                 bound, keys = plan(args, kwargs)
-                run = cache.begin()
+                run = chain.begin()
                 hits, missing = lookup(keys, run)
                 if missing:
                     bound.arguments[ids_param] = missing
-                    cache.recorder.origin_call()
+                    chain.recorder.origin_call()
                     hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs), run))
                 return ordered(keys, hits)
 
         def cache_keys(*args: Any, **kwargs: Any) -> dict[Any, str]:
             """Each id's key in ``.cache`` for this call (``.cache.get(key)`` finds its value)."""
-            prefix = len(cache.layout.prefix)
+            prefix = len(cache._layout.prefix)
             return {item: _unstored(key[prefix:]) for item, key in plan(args, kwargs)[1].items()}
 
         def invalidate(*args: Any, **kwargs: Any) -> None:
             """Remove the entries of every id of this call from every tier."""
-            cache.invalidate_many(list(plan(args, kwargs)[1].values()))
+            cache._engine.invalidate_many(list(plan(args, kwargs)[1].values()))
 
         wrapper.cache = cache
         wrapper.cache_keys = cache_keys

@@ -31,7 +31,7 @@ from stratacache import config
 from stratacache.errors import ConfigurationError
 from stratacache.freshness import Freshness
 from stratacache.tiered import TieredCache
-from stratacache.tiers import MISS, tiers_from_env
+from stratacache.tiers import tiers_from_env
 
 logger = logging.getLogger("stratacache")
 
@@ -369,9 +369,9 @@ class HttpCache:
             return _refuse(produce(), request.version, "private, no-store")
         private = request.authorized
         full_key = self.cache.full_key(self.key(request))
-        entry = self.cache.lookup_entry(full_key)
+        entry = self.cache._engine.lookup(full_key)
         stale: dict[str, Any] | None = None
-        if entry is not MISS and _is_record(entry.value):
+        if entry is not None and _is_record(entry.value):
             record: dict[str, Any] = entry.value  # type: ignore[assignment]
             fresh_until = record["fresh_until"]
             if entry.stale_at is not None:
@@ -414,7 +414,7 @@ class HttpCache:
         if not self._storable(response) or request.method == "HEAD":
             return raw
         record = _record(response, self.clock() + self.ttl)
-        self.cache.store(full_key, record, self.ttl)
+        self.cache._engine.store(full_key, record, self.ttl)
         return self._answer(record, request, self.ttl, private)
 
     def _storable(self, response: _Response) -> bool:
