@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached_tiered
+from stratacache import DynamoDBTier, MemoryTier, RedisTier, Tier, TieredCache, cached_tiered
 from tests.support import FakeClock
 
 CHECK = 5.0
@@ -62,8 +62,8 @@ def test_a_read_path_serves_its_l1_copy_no_longer_than_the_generation_check(
     read, before, after = READS[path]
     clock = FakeClock()
     namespace = f"bound-{path}"
-    tiers = [MemoryTier(), RedisTier(client=redis_client), DynamoDBTier(table_name,
-             client=dynamodb_client)]  # fmt: skip
+    shared = DynamoDBTier(table_name, client=dynamodb_client)
+    tiers: list[Tier] = [MemoryTier(), RedisTier(client=redis_client), shared]
     here = TieredCache(tiers, namespace=namespace, ttl=300, generation_check=CHECK, clock=clock)
     here.set("k", "old")
     assert read(here) == before  # reads the generation once, then serves L1
@@ -81,8 +81,8 @@ def test_the_decorators_fast_path_honours_the_bound_too(
 ) -> None:  # fmt: skip
     clock = FakeClock()
     version = ["old"]
-    tiers = [MemoryTier(timer=clock), RedisTier(client=redis_client),
-             DynamoDBTier(table_name, client=dynamodb_client)]  # fmt: skip
+    shared = DynamoDBTier(table_name, client=dynamodb_client)
+    tiers: list[Tier] = [MemoryTier(timer=clock), RedisTier(client=redis_client), shared]
 
     @cached_tiered(ttl=300, tiers=tiers, namespace="bound-decorated")
     def price(sku: str) -> str:
