@@ -18,7 +18,7 @@ help:
 	@echo "make report  the demo's EMF lines as hit rates and a monthly cost estimate (dist/report.*)"
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
-	@echo "make lint    ruff and mypy --strict"
+	@echo "make lint    ruff, mypy --strict and the import layers (import-linter)"
 	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
 
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -46,6 +46,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 demo: $(STAMP)
 	$(PY) -m devkit.demo

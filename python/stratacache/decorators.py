@@ -204,27 +204,11 @@ def _fast_path(cache: TieredCache, keys: _Keys, miss: Miss) -> Callable[..., Any
     full path itself for a ``def`` function, a :class:`_Pending` the async
     wrapper awaits the full path for.
     """
-    memo = keys.memo
     chain = cache._engine.chain
     l1 = chain.l1
     if l1 is None:
-
-        def plain(*args: Any, **kwargs: Any) -> Any:
-            if kwargs:
-                full = keys(args, kwargs)
-            else:  # the memo check of _Keys.__call__, inlined as in the L1 path below
-                try:
-                    full, first, rest = memo[args]
-                    if (first is not None and type(args[0]) is not first) or (
-                        rest is not None and not _same_types(args, rest)
-                    ):
-                        full = keys(args, kwargs)
-                except (KeyError, TypeError):
-                    full = keys(args, kwargs)
-            return miss(full, args, kwargs)  # the read checks the generation
-
-        return plain
-
+        return _memo_path(keys, miss)
+    memo = keys.memo
     # The memory tier's fast accessors (MemoryTier.entries, .touch, .timer): everything
     # they do not answer goes the full way.
     entries = l1.entries
@@ -267,6 +251,27 @@ def _fast_path(cache: TieredCache, keys: _Keys, miss: Miss) -> Callable[..., Any
         return value
 
     return fast
+
+
+def _memo_path(keys: _Keys, miss: Miss) -> Callable[..., Any]:
+    """The path without an L1 to read directly: the memo of keys, then ``miss``."""
+    memo = keys.memo
+
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            full = keys(args, kwargs)
+        else:  # the memo check of _Keys.__call__, inlined as in _fast_path
+            try:
+                full, first, rest = memo[args]
+                if (first is not None and type(args[0]) is not first) or (
+                    rest is not None and not _same_types(args, rest)
+                ):
+                    full = keys(args, kwargs)
+            except (KeyError, TypeError):
+                full = keys(args, kwargs)
+        return miss(full, args, kwargs)  # the read checks the generation
+
+    return plain
 
 
 def _same_types(values: tuple[Any, ...], types: tuple[type, ...]) -> bool:

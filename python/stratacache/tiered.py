@@ -17,6 +17,7 @@ from stratacache._engine import INHERIT, TOMBSTONE_TTL, Chain, Engine, Lease
 from stratacache._engine.compute import ShouldCache
 from stratacache._engine.health import health_check
 from stratacache._engine.invalidation import clear, invalidate_all
+from stratacache._engine.peek import expire, peek
 from stratacache.config import check_ttl, resolve_generation_check, resolve_namespace, resolve_ttl
 from stratacache.envelope import Codec
 from stratacache.errors import ConfigurationError
@@ -175,7 +176,7 @@ class TieredCache:
 
     def has(self, key: str) -> bool:
         """Whether some tier holds a live entry for ``key`` (no promotion, not counted)."""
-        return next(self._engine.chain.peek(self.full_key(key)), None) is not None
+        return next(peek(self._engine.chain, self.full_key(key)), None) is not None
 
     def ttl(self, key: str) -> float | None:
         """Seconds left for ``key`` in the fastest tier holding it.
@@ -190,7 +191,7 @@ class TieredCache:
         """
         chain = self._engine.chain
         now = chain.clock()
-        for _, record, _ in chain.peek(self.full_key(key)):
+        for _, record, _ in peek(chain, self.full_key(key)):
             return math.inf if record.expires_at is None else record.expires_at - now
         return None
 
@@ -251,7 +252,7 @@ class TieredCache:
 
         Returns ``True`` when some tier held the key.
         """
-        return self._engine.chain.expire(self.full_key(key), check_ttl(ttl))
+        return expire(self._engine.chain, self.full_key(key), check_ttl(ttl))
 
     # ------------------------------------------------------------ invalidating
 

@@ -3,6 +3,7 @@
 - ``guard``: one :class:`Guard` per tier (breaker, size limit, counters, fail-open)
   and the :class:`Trace` of what one operation saw;
 - ``chain``: the chain of tiers: read, read_many, write, write_many, promote;
+- ``peek``: looking without reading (``has``, ``ttl``, ``expire``);
 - ``invalidation``: tombstones, ``invalidate_all()``'s generation bump, clearing;
 - ``lease``: the one lease, for fills and for stale refreshes;
 - ``compute``: the compute-once algorithm as generators, a sync and an async driver;

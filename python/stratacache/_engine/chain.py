@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, Final
 
 from stratacache._engine.generations import Generation
@@ -281,49 +281,6 @@ class Chain:
                 self.promote(guard.index, hits, trace)
             missing = still
         return found
-
-    def peek(self, full_key: str) -> Iterator[tuple[Guard, Record, object]]:
-        """(guard, record, raw) of every tier holding a live entry, uncounted, unpromoted."""
-        self.generation_moved()
-        now = self.clock()
-        for guard in self.guards:
-            if not guard.allowed(None):
-                continue
-            raw = guard.get(full_key)
-            if raw is FAILED or raw is MISS or isinstance(raw, Foreign):
-                continue
-            if not guard.remote:
-                left = guard.tier.remaining_ttl(full_key)
-                if left is MISS:
-                    continue
-                value = raw.value if type(raw) is Fresh else raw
-                yield guard, Record(VALUE, value, b"", 0, expiry_at(now, left), None), raw
-                continue
-            try:
-                record = self.codec.decode(full_key, raw)
-            except SerializationError:
-                continue
-            live = record.expires_at is None or record.expires_at > now
-            if record.kind is VALUE and live and record.generation >= self.generation.value:
-                yield guard, record, raw
-
-    def expire(self, full_key: str, ttl: float | None) -> bool:
-        """A new lifetime for ``full_key`` in every tier holding it (capped by a tier's own)."""
-        now = self.clock()
-        touched = False
-        for guard, record, raw in list(self.peek(full_key)):
-            lifetime = remaining_lifetime(None if ttl is None else now + ttl, now, guard.tier.ttl)
-            assert lifetime is not MISS
-            if not guard.allowed(None, write=True):
-                continue
-            if guard.remote:
-                assert isinstance(raw, bytes)
-                blob = self.codec.rewrap(full_key, record, raw, expiry_at(now, lifetime))
-                done = guard.put(full_key, blob, lifetime, record.version, None)
-            else:
-                done = guard.set(full_key, raw, lifetime)
-            touched = touched or done is not FAILED
-        return touched
 
     # ------------------------------------------------------------ writing records
 
