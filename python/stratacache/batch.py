@@ -17,6 +17,7 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, over
 from stratacache import config
 from stratacache._engine.compute import offload
 from stratacache._engine.guard import Trace
+from stratacache.config import Seconds
 from stratacache.errors import ConfigurationError, KeyBuildError
 from stratacache.keys import KeyMaker, canonical, digest, function_id
 from stratacache.options import CacheOptions
@@ -70,13 +71,13 @@ def cached_many(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     ids: str | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
     cache_absent: bool = False,
-    absent_ttl: float | None = None,
+    absent_ttl: Seconds | None = None,
 ) -> Callable[[Callable[P, R]], ManyFunction[P, R]]: ...
 
 
@@ -84,13 +85,13 @@ def cached_many(
     fn: Callable[..., Any] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     ids: str | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
     cache_absent: bool = False,
-    absent_ttl: float | None = None,
+    absent_ttl: Seconds | None = None,
 ) -> Any:
     """Cache a function that takes many ids and returns ``{id: value}``, one entry per id.
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, Final, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
 from stratacache._engine import compute
+from stratacache.config import Seconds
 from stratacache.keys import KeyMaker
 from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
 from stratacache.tiered import DEFAULT_LEASE, DEFAULT_WAIT, TieredCache
-from stratacache.tiers import Tier
+from stratacache.tiers import MemoryTier, Tier
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,6 +69,14 @@ class CachedFunction(Protocol, Generic[P, R]):
 
     def invalidate_all(self) -> None:
         """Make every entry of this function unreachable, here and (soon) everywhere."""
+        ...
+
+    def cache_clear(self) -> None:
+        """``functools`` habit: :meth:`invalidate_all` (every entry, every environment)."""
+        ...
+
+    def cache_info(self) -> CacheInfo:
+        """``functools`` habit: hits, misses, L1's maxsize and current size."""
         ...
 
 
@@ -153,7 +162,44 @@ def bind(fn: Callable[P, Any], cache: TieredCache, make_key: KeyMaker) -> Any:
     wrapper.cache_key = cache_key
     wrapper.invalidate = invalidate
     wrapper.invalidate_all = cache.invalidate_all
+    wrapper.cache_clear = cache.invalidate_all
+    wrapper.cache_info = functools.partial(cache_info, cache)
     return wrapper
+
+
+class CacheInfo(NamedTuple):
+    """What ``f.cache_info()`` answers, shaped like ``functools``' own.
+
+    ``hits``: calls answered by some tier; ``misses``: calls no tier answered
+    (the slowest tier's misses); ``maxsize`` and ``currsize``: L1's, ``None``
+    without a memory tier.
+    """
+
+    hits: int
+    misses: int
+    maxsize: int | None
+    currsize: int | None
+
+
+def cache_info(cache: TieredCache) -> CacheInfo:
+    """Hits, misses and L1's size for a decorated function's cache.
+
+    Example:
+        >>> @cached(ttl=60)
+        ... def double(n: int) -> int:
+        ...     return 2 * n
+        >>> double(2), double(2), double.cache_info()
+        (4, 4, CacheInfo(hits=1, misses=1, maxsize=1024, currsize=1))
+    """
+    stats = cache.stats()
+    tiers = cache.tiers
+    memory = tiers[0] if tiers and isinstance(tiers[0], MemoryTier) else None
+    return CacheInfo(
+        hits=sum(counts["hits"] for counts in stats.values()),
+        misses=stats[tiers[-1].name]["misses"] if tiers else 0,
+        maxsize=None if memory is None else memory.maxsize,
+        currsize=None if memory is None else len(memory),
+    )
 
 
 class _Pending:
@@ -299,6 +345,8 @@ def _passthrough(fn: Callable[P, R], make_key: KeyMaker) -> Any:
     wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)
     wrapper.invalidate = lambda *args, **kwargs: False
     wrapper.invalidate_all = lambda: None
+    wrapper.cache_clear = lambda: None
+    wrapper.cache_info = lambda: CacheInfo(0, 0, None, None)
     wrapper.refresh = wrapper
     return wrapper
 
@@ -325,7 +373,7 @@ def cached(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tier: str | Tier = "memory",
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -333,9 +381,9 @@ def cached(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
@@ -345,7 +393,7 @@ def cached(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tier: str | Tier = "memory",
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -353,9 +401,9 @@ def cached(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
@@ -406,7 +454,7 @@ def cached_tiered(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -414,9 +462,9 @@ def cached_tiered(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
@@ -426,7 +474,7 @@ def cached_tiered(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -434,9 +482,9 @@ def cached_tiered(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from stratacache import config
+from stratacache.config import Seconds
 from stratacache.decorators import cached_tiered
 from stratacache.errors import ConfigurationError
 from stratacache.tiers import Tier
@@ -95,8 +96,8 @@ class SharedParameters:
         self,
         provider: str | Any = "ssm",
         *,
-        ttl: float | None = None,
-        grace: float | None = None,
+        ttl: Seconds | None = None,
+        grace: Seconds | None = None,
         tiers: Sequence[Tier] | None = None,
         namespace: str | None = None,
         signing_key: bytes | str | None = None,

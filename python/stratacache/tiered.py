@@ -18,7 +18,13 @@ from stratacache._engine.compute import ShouldCache
 from stratacache._engine.health import health_check
 from stratacache._engine.invalidation import clear, invalidate_all
 from stratacache._engine.peek import expire, peek
-from stratacache.config import check_ttl, resolve_generation_check, resolve_namespace, resolve_ttl
+from stratacache.config import (
+    Seconds,
+    check_ttl,
+    resolve_generation_check,
+    resolve_namespace,
+    resolve_ttl,
+)
 from stratacache.envelope import Codec
 from stratacache.errors import ConfigurationError
 from stratacache.freshness import Freshness
@@ -66,7 +72,7 @@ class TieredCache:
         self,
         tiers: Sequence[Tier],
         *,
-        ttl: float | None = _INHERIT,
+        ttl: Seconds | None = _INHERIT,
         namespace: str | Sequence[str] | None = None,
         serializer: Serializer | None = None,
         signing_key: bytes | str | None = None,
@@ -74,11 +80,11 @@ class TieredCache:
         clock: Callable[[], float] = time.time,
         recorder: metrics.MetricsRecorder | None = None,
         lock: bool | None = None,
-        lock_lease: float = DEFAULT_LEASE,
-        lock_wait: float = DEFAULT_WAIT,
+        lock_lease: Seconds = DEFAULT_LEASE,
+        lock_wait: Seconds = DEFAULT_WAIT,
         freshness: Freshness | None = None,
-        generation_check: float | None = None,
-        tombstone_ttl: float = TOMBSTONE_TTL,
+        generation_check: Seconds | None = None,
+        tombstone_ttl: Seconds = TOMBSTONE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -235,11 +241,11 @@ class TieredCache:
 
     # ------------------------------------------------------------ writing
 
-    def set(self, key: str, value: object, ttl: float | None = _INHERIT) -> None:
+    def set(self, key: str, value: object, ttl: Seconds | None = _INHERIT) -> None:
         """Cache ``value`` under ``key`` in every tier (``ttl`` seconds, else the default)."""
         self._engine.store(self.full_key(key), value, ttl if ttl is _INHERIT else check_ttl(ttl))
 
-    def set_many(self, items: Mapping[str, object], ttl: float | None = _INHERIT) -> None:
+    def set_many(self, items: Mapping[str, object], ttl: Seconds | None = _INHERIT) -> None:
         """Cache several values at once: one batch call per tier."""
         values = {self.full_key(key): value for key, value in items.items()}
         chain = self._engine.chain
@@ -247,7 +253,7 @@ class TieredCache:
             values, chain.begin(force=True), ttl if ttl is _INHERIT else check_ttl(ttl)
         )
 
-    def expire(self, key: str, ttl: float | None) -> bool:
+    def expire(self, key: str, ttl: Seconds | None) -> bool:
         """Give ``key`` a new lifetime in every tier holding it (capped by a tier's own ttl).
 
         Returns ``True`` when some tier held the key.

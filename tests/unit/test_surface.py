@@ -54,3 +54,13 @@ def test_the_read_only_attributes_cannot_be_set() -> None:
         except AttributeError:
             continue
         raise AssertionError(f"{name} could be set")
+
+
+def test_a_tier_declaring_the_old_lock_capability_still_builds_with_a_warning() -> None:
+    import pytest
+
+    from stratacache.tiers.base import Capabilities
+
+    with pytest.warns(DeprecationWarning, match="lock"):
+        declared = Capabilities(versioned=True, lock=True, counter=True)
+    assert declared == Capabilities(versioned=True, counter=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -67,10 +67,25 @@ class Foreign(NamedTuple):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a tier can do beyond the core operations; all off by default."""
+    """What a tier can do beyond the core operations; all off by default.
+
+    ``lock`` is deprecated and ignored: leases (for fills and refreshes alike) need
+    only ``versioned``. It is accepted, with a ``DeprecationWarning``, for one release.
+    """
 
     versioned: bool = False
     counter: bool = False
+    lock: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.lock:
+            import warnings
+
+            warnings.warn(
+                "Capabilities(lock=...) is ignored: the one lease needs only versioned=True",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
 
 NO_CAPABILITIES: Final = Capabilities()
