@@ -19,7 +19,16 @@ from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, NOTHING_SEEN, Blobs, Guard, Trace
 from stratacache._engine.marks import Marks
 from stratacache._engine.singleflight import SingleFlight
-from stratacache.envelope import LEASE, VALUE, Codec, Payload, Record, new_version, version_of
+from stratacache.envelope import (
+    LEASE,
+    VALUE,
+    Codec,
+    OversizeError,
+    Payload,
+    Record,
+    new_version,
+    version_of,
+)
 from stratacache.errors import PartialReadError, SerializationError
 from stratacache.freshness import Fresh, Freshness
 from stratacache.keys import KeyLayout
@@ -121,6 +130,8 @@ class Chain:
         ``touch`` and ``timer``), or ``None`` when every call takes the full path
         (freshness facts live in L1)."""
         self.stale_served = 0
+        self.warned = False
+        """Whether a value the serializer cannot hold was logged (once per cache)."""
 
     def begin(self, force: bool = False) -> Trace:
         """A new trace; ``force`` makes its writes unconditional (explicit writes)."""
@@ -429,20 +440,24 @@ class Chain:
         stale_at = expiry_at(now, soft) if freshness.enabled else None
         delta = delta if freshness.enabled else 0.0
         payload: Payload | None = None
+        shared = self.remote
         if self.remote or self.measure:
             try:
                 payload = self.codec.payload(value)
+            except OversizeError as exc:
+                warn_unserializable(full_key, exc)
+                return lease is not None  # too big for any tier, memory included
             except SerializationError as exc:
-                if self.remote:
-                    warn_unserializable(full_key, exc)
-                    return lease is not None
-                # memory only: the value needs no bytes, so no size can be held against it
+                # The value needs no bytes in memory, so no size can be held against it
+                # there; the shared tiers cannot take it.
+                shared = False
+                self.warn_unshareable(full_key, exc)
         version = new_version()
         generation = self.generation.value
         held = lease[0] if lease is not None else None
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else hard
-            if not guard.allowed(trace, write=True):
+            if (guard.remote and not shared) or not guard.allowed(trace, write=True):
                 continue
             if payload is not None and self._too_big(
                 guard, full_key, self.codec.overhead + len(payload.data)
@@ -477,14 +492,18 @@ class Chain:
         now = self.clock()
         values = dict(values)
         payloads: dict[str, Payload] = {}
+        local: set[str] = set()  # the shared tiers cannot take these
         if self.remote or self.measure:
             for full_key, value in list(values.items()):
                 try:
                     payloads[full_key] = self.codec.payload(value)
+                except OversizeError as exc:
+                    warn_unserializable(full_key, exc)
+                    del values[full_key]
                 except SerializationError as exc:
+                    local.add(full_key)
                     if self.remote:
-                        warn_unserializable(full_key, exc)
-                        del values[full_key]
+                        self.warn_unshareable(full_key, exc)
         generation = self.generation.value
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else lifetime_default
@@ -500,7 +519,8 @@ class Chain:
             if not guard.remote:
                 self._to_memory(guard, trace, fits, lifetime)
                 continue
-            if self.too_old(trace):
+            fits = {key: value for key, value in fits.items() if key not in local}
+            if self.too_old(trace) or not fits:
                 continue
             blobs: Blobs = {
                 key: (
@@ -514,6 +534,17 @@ class Chain:
                 for key in fits
             }  # fmt: skip
             guard.put_many(blobs, trace)
+
+    def warn_unshareable(self, full_key: str, exc: SerializationError) -> None:
+        """One warning per cache (a decorated function's) that values stay out of shared tiers."""
+        if not self.warned:
+            self.warned = True
+            logger.warning(
+                "stratacache left %s out of the shared tiers, in memory only: %s"
+                " (logged once per cache)",
+                full_key,
+                exc,
+            )
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses and errors of each tier since the cache was made (and L1's size)."""
