@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,7 +51,7 @@ def test_l1_keeps_an_unencodable_value_and_warns_once_per_function(
             calls.append(x)
             return "lone surrogate \ud800"
 
-        call = compute
+        call: Callable[[int], object] = compute
     else:
 
         @cached_tiered(ttl=60, tiers=[MemoryTier(), redis_tier], namespace=f"l1-{kind}")
@@ -58,8 +59,10 @@ def test_l1_keeps_an_unencodable_value_and_warns_once_per_function(
             calls.append(x)
             return "lone surrogate \ud800"
 
-        def call(x: int) -> object:
+        def run(x: int) -> object:
             return asyncio.run(acompute(x))
+
+        call = run
 
     with caplog.at_level(logging.WARNING, logger="stratacache"):
         for x in (1, 1, 2, 2, 3):
