@@ -305,13 +305,17 @@ def test_stats_count_per_tier_and_l1_size(chain: Chain) -> None:
     }
 
 
-def test_an_unserializable_value_is_left_uncached_with_one_warning(
+def test_an_unserializable_value_stays_in_memory_with_one_warning(
     chain: Chain, caplog: pytest.LogCaptureFixture
 ) -> None:
+    value = object()
     with caplog.at_level(logging.WARNING, "stratacache"):
-        chain.cache.set("k", object())
-    assert chain.cache.get("k", default="absent") == "absent"
-    assert len(caplog.records) == 1
+        chain.cache.set("k", value)
+        chain.cache.set("k2", object())
+    assert chain.cache.get("k") is value
+    assert chain.redis.get("t|k") is None
+    assert chain.l3_item("t|k") is None
+    assert len(caplog.records) == 1  # once per cache
     assert "t|k" in caplog.records[0].getMessage()
 
 

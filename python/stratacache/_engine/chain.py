@@ -247,7 +247,11 @@ class Chain:
             record = self.accept(guard, full_key, raw, now, trace)
             if record is None:
                 continue
-            if not guard.remote and self.generation_moved(trace):
+            if (
+                not guard.remote
+                and generation.due <= generation.clock()
+                and self.check_generation(trace)
+            ):
                 guard.counts.misses += 1  # a copy from before another environment's bump
                 continue
             guard.counts.hits += 1

@@ -18,6 +18,7 @@ from stratacache._engine.invalidation import forget
 from stratacache._engine.lease import Lease
 from stratacache.envelope import Record
 from stratacache.errors import InvalidationError
+from stratacache.tiers.base import Tier
 
 
 class Engine:
@@ -37,7 +38,7 @@ class Engine:
         self.sleep = sleep
 
     @property
-    def tiers(self) -> tuple[Any, ...]:
+    def tiers(self) -> tuple[Tier, ...]:
         return self.chain.tiers
 
     @property
