@@ -64,3 +64,22 @@ def test_a_tier_declaring_the_old_lock_capability_still_builds_with_a_warning() 
     with pytest.warns(DeprecationWarning, match="lock"):
         declared = Capabilities(versioned=True, lock=True, counter=True)
     assert declared == Capabilities(versioned=True, counter=True)
+
+
+def test_the_engines_old_module_names_import_with_a_deprecation_warning() -> None:
+    import importlib
+    import subprocess
+    import sys
+
+    probe = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "try:\n    import stratacache.records\nexcept DeprecationWarning as w:\n    print(w)\n"
+        "warnings.simplefilter('ignore')\n"
+        "from stratacache.singleflight import SingleFlight\n"
+        "from stratacache.records import TOMBSTONE_TTL\n"
+        "print(SingleFlight().do('k', lambda: TOMBSTONE_TTL))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "stratacache.records moved into the private engine" in out.stdout
+    assert out.stdout.splitlines()[-1] == "900.0"
+    assert importlib.import_module("stratacache._engine.chain").TOMBSTONE_TTL == 900.0
