@@ -21,7 +21,7 @@ help:
 	@echo "make report  the demo's EMF lines as hit rates and a monthly cost estimate (dist/report.*)"
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
-	@echo "make lint    ruff and mypy --strict"
+	@echo "make lint    ruff, mypy --strict and the import layers (import-linter)"
 	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
 	@echo "cd layer && sam build && sam deploy --guided   deploy the layer stack (.venv-sam/bin)"
 	@echo "sam build && sam deploy --guided   then the cache table and example, which use it"
@@ -66,6 +66,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 # The user documentation (mkdocs.yml, docs/): a broken link or anchor fails the build.
 docs: $(STAMP)

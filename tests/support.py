@@ -623,3 +623,129 @@ class GatedDynamoDB(DynamoDBTier):
         self, key: str, blob: bytes, keep: float | None, expect: bytes | None
     ) -> tuple[bool, object | Missing]:
         return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+
+
+class FakeSharedTier:
+    """An in-memory fake of our own tier protocol with every capability, for engine tests.
+
+    It keeps bytes with a keep-until on an injected clock, writes conditionally on
+    the version bytes of the record it holds (as ``RedisTier``'s script does, a
+    write never shortening how long a record was to be kept), and keeps counters.
+    ``calls`` lists every operation asked of it, by name.
+    """
+
+    stores_bytes = True
+    breaker = None
+    max_value_bytes = None
+
+    def __init__(self, clock: Callable[[], float], name: str = "L2") -> None:
+        from stratacache.tiers.base import Capabilities
+
+        self.name = name
+        self.ttl: float | None = None
+        self.capabilities = Capabilities(versioned=True, counter=True)
+        self.clock = clock
+        self.data: dict[str, tuple[bytes, float | None]] = {}
+        self.counters: dict[str, int] = {}
+        self.calls: list[str] = []
+
+    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+        entry = self.data.get(key)
+        if entry is not None and entry[1] is not None and entry[1] <= self.clock():
+            del self.data[key]
+            return None
+        return entry
+
+    def get(self, key: str) -> object:
+        from stratacache.tiers.base import MISS
+
+        self.calls.append("get")
+        entry = self._live(key)
+        return MISS if entry is None else entry[0]
+
+    def get_many(self, keys: Any) -> list[object]:
+        return [self.get(key) for key in keys]
+
+    def set(self, key: str, value: object, ttl: float | None) -> None:
+        self.calls.append("set")
+        assert isinstance(value, bytes)
+        self.data[key] = (value, None if ttl is None else self.clock() + ttl)
+
+    def set_many(self, items: Any, ttl: float | None) -> None:
+        for key, value in items.items():
+            self.set(key, value, ttl)
+
+    def delete(self, key: str) -> bool:
+        self.calls.append("delete")
+        return self.data.pop(key, None) is not None
+
+    def delete_many(self, keys: Any) -> int:
+        return sum(self.delete(key) for key in keys)
+
+    def remaining_ttl(self, key: str) -> float | None | Missing:
+        from stratacache.tiers.base import MISS
+
+        entry = self._live(key)
+        if entry is None:
+            return MISS
+        return None if entry[1] is None else entry[1] - self.clock()
+
+    def clear(self, prefix: str) -> int:
+        doomed = [key for key in self.data if key.startswith(prefix)]
+        for key in doomed:
+            del self.data[key]
+        return len(doomed)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def swap(self, key: str, blob: bytes, keep: float | None, expect: bytes | None) -> Any:
+        from stratacache.tiers.base import ANY, FOREIGN, MISS, VERSION_OFFSET, VERSION_SIZE
+
+        self.calls.append("swap")
+        entry = self._live(key)
+        current = None if entry is None else entry[0]
+        version = None if current is None else current[VERSION_OFFSET:][:VERSION_SIZE]
+        ok = (
+            expect == ANY
+            or (expect is None and current is None)
+            or (expect == FOREIGN and current is not None and current[:3] != b"SC\x03")
+            or (expect not in (None, ANY, FOREIGN) and version == expect)
+        )
+        if not ok:
+            return False, MISS if current is None else current
+        until = None if keep is None else self.clock() + keep
+        if entry is not None and until is not None and (entry[1] is None or entry[1] > until):
+            until = entry[1]
+        self.data[key] = (blob, until)
+        return True, MISS if current is None else current
+
+    def swap_many(self, items: Any) -> list[bool]:
+        return [
+            self.swap(key, blob, keep, expect)[0] for key, (blob, expect, keep) in items.items()
+        ]
+
+    def delete_if(self, key: str, expect: bytes) -> bool:
+        from stratacache.tiers.base import VERSION_OFFSET, VERSION_SIZE
+
+        self.calls.append("delete_if")
+        entry = self._live(key)
+        if entry is None or entry[0][VERSION_OFFSET:][:VERSION_SIZE] != expect:
+            return False
+        del self.data[key]
+        return True
+
+    def read_counter(self, key: str) -> int:
+        self.calls.append("read_counter")
+        return self.counters.get(key, 0)
+
+    def bump_counter(self, key: str, floor: int) -> int:
+        self.calls.append("bump_counter")
+        self.counters[key] = max(self.counters.get(key, 0) + 1, floor)
+        return self.counters[key]
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object, int]:
+        self.calls.append("get_with_counter")
+        found = self.get(key)
+        self.calls.pop()
+        return found, self.counters.get(counter, 0)

@@ -18,6 +18,7 @@ Importing this package imports neither boto3, botocore nor redis.
 
 from __future__ import annotations
 
+from stratacache import _moved
 from stratacache.batch import cached_many
 from stratacache.breaker import CircuitBreaker
 from stratacache.decorators import CachedFunction, cached, cached_tiered
@@ -36,6 +37,8 @@ from stratacache.tiered import TieredCache
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, RedisTier, Tier, tiers_from_env
 
 __version__ = "0.1.0"
+
+_moved.install()  # the engine's modules, importable by their old names for one release
 
 __all__ = [
     "MISS",

@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from stratacache import config
+from stratacache._engine.compute import offload
+from stratacache._engine.guard import Trace
+from stratacache.config import Seconds
 from stratacache.errors import ConfigurationError, KeyBuildError
 from stratacache.keys import KeyMaker, canonical, digest, function_id
 from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
-from stratacache.slots import Call
 from stratacache.tiered import TieredCache
 from stratacache.tiers import Tier
+from stratacache.tiers.base import MISS, Missing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,13 +71,13 @@ def cached_many(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     ids: str | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
     cache_absent: bool = False,
-    absent_ttl: float | None = None,
+    absent_ttl: Seconds | None = None,
 ) -> Callable[[Callable[P, R]], ManyFunction[P, R]]: ...
 
 
@@ -82,13 +85,13 @@ def cached_many(
     fn: Callable[..., Any] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     ids: str | None = None,
     namespace: str | None = None,
     serializer: Serializer | None = None,
     cache_absent: bool = False,
-    absent_ttl: float | None = None,
+    absent_ttl: Seconds | None = None,
 ) -> Any:
     """Cache a function that takes many ids and returns ``{id: value}``, one entry per id.
 
@@ -119,103 +122,126 @@ def cached_many(
         ids_param = ids if ids is not None else params[0]
         if ids_param not in params:
             raise ConfigurationError(f"ids={ids_param!r} is not a parameter of {function_id(func)}")
-        make_key = KeyMaker(func, ignore=[ids_param])
-        call: Callable[..., Any] = func
         if options.disabled:
             options.warn_disabled()
             cache = TieredCache([], ttl=None)
         else:
             cache = options.cache_for(func)
-
-        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[Any, str]]:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            given = bound.arguments[ids_param]
-            if isinstance(given, str | bytes) or not isinstance(given, Iterable):
-                raise TypeError(f"{function_id(func)}(): {ids_param} must be a collection of ids")
-            base = make_key(args, kwargs)
-            try:
-                keys = {item: cache.full_key(f"{base}:{_id_key(item)}") for item in given}
-                # stored keys here; cache_keys() shows the keys as .cache takes them
-            except TypeError as exc:
-                raise KeyBuildError(
-                    f"{function_id(func)}(): the ids in {ids_param!r} must be hashable: {exc}"
-                ) from None
-            return bound, keys
-
-        def lookup(keys: Mapping[Any, str], run: Call) -> tuple[dict[Any, Any], list[Any]]:
-            found = cache.read_many(list(keys.values()), run)
-            hits: dict[Any, Any] = {}
-            missing: list[Any] = []
-            for item, key in keys.items():
-                record = found.get(key)
-                if record is None:
-                    missing.append(item)
-                elif record.value != ABSENT:
-                    hits[item] = record.value
-            return hits, missing
-
-        def remember(
-            keys: Mapping[Any, str], missing: list[Any], fetched: object, run: Call
-        ) -> dict[Any, Any]:
-            if not isinstance(fetched, Mapping):
-                raise TypeError(
-                    f"@cached_many: {function_id(func)} must return a mapping of id to value, "
-                    f"got {type(fetched).__name__}"
-                )
-            new = {item: fetched[item] for item in missing if item in fetched}
-            cache.write_many({keys[item]: value for item, value in new.items()}, run)
-            if cache_absent:
-                gone = {keys[item]: ABSENT for item in missing if item not in fetched}
-                if gone:
-                    cache.write_many(gone, run, ttl=absent_lifetime)
-            return new
-
-        def ordered(keys: Mapping[Any, str], values: Mapping[Any, Any]) -> dict[Any, Any]:
-            return {item: values[item] for item in keys if item in values}
-
+        batch = _Batch(func, signature, ids_param, cache, absent_lifetime if cache_absent else MISS)
         wrapper: Any
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
-                import asyncio
-
-                bound, keys = plan(args, kwargs)
-                run = cache.begin()
-                hits, missing = await asyncio.to_thread(lookup, keys, run)
-                if missing:
-                    bound.arguments[ids_param] = missing
-                    cache.recorder.origin_call()
-                    fetched = await call(*bound.args, **bound.kwargs)
-                    hits.update(await asyncio.to_thread(remember, keys, missing, fetched, run))
-                return ordered(keys, hits)
+                return await batch.acall(*args, **kwargs)
 
         else:
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
-                bound, keys = plan(args, kwargs)
-                run = cache.begin()
-                hits, missing = lookup(keys, run)
-                if missing:
-                    bound.arguments[ids_param] = missing
-                    cache.recorder.origin_call()
-                    hits.update(remember(keys, missing, call(*bound.args, **bound.kwargs), run))
-                return ordered(keys, hits)
-
-        def cache_keys(*args: Any, **kwargs: Any) -> dict[Any, str]:
-            """Each id's key in ``.cache`` for this call (``.cache.get(key)`` finds its value)."""
-            prefix = len(cache.layout.prefix)
-            return {item: _unstored(key[prefix:]) for item, key in plan(args, kwargs)[1].items()}
-
-        def invalidate(*args: Any, **kwargs: Any) -> None:
-            """Remove the entries of every id of this call from every tier."""
-            cache.invalidate_many(list(plan(args, kwargs)[1].values()))
+                return batch.call(*args, **kwargs)
 
         wrapper.cache = cache
-        wrapper.cache_keys = cache_keys
-        wrapper.invalidate = invalidate
+        wrapper.cache_keys = batch.cache_keys
+        wrapper.invalidate = batch.invalidate
         return cast("ManyFunction[P, R]", wrapper)
 
     return decorate if fn is None else decorate(fn)
+
+
+class _Batch:
+    """One ``@cached_many`` function: its ids' keys, the lookup, the fetch and the write."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        signature: inspect.Signature,
+        ids_param: str,
+        cache: TieredCache,
+        absent_lifetime: float | None | Missing,
+    ) -> None:
+        self.func = func
+        self.signature = signature
+        self.ids_param = ids_param
+        self.make_key = KeyMaker(func, ignore=[ids_param])
+        self.cache = cache
+        self.chain = cache._engine.chain
+        self.absent_lifetime = absent_lifetime
+        """Seconds an id the function did not return is remembered (``MISS``: it is not)."""
+
+    def plan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[Any, str]]:
+        """The call bound to the signature, and each id's stored key."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments[self.ids_param]
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise TypeError(
+                f"{function_id(self.func)}(): {self.ids_param} must be a collection of ids"
+            )
+        base = self.make_key(args, kwargs)
+        try:
+            keys = {item: self.cache.full_key(f"{base}:{_id_key(item)}") for item in given}
+        except TypeError as exc:
+            raise KeyBuildError(
+                f"{function_id(self.func)}(): the ids in {self.ids_param!r} must be hashable: {exc}"
+            ) from None
+        return bound, keys
+
+    def lookup(self, keys: Mapping[Any, str], trace: Trace) -> tuple[dict[Any, Any], list[Any]]:
+        found = self.chain.read_many(list(keys.values()), trace)
+        hits: dict[Any, Any] = {}
+        missing: list[Any] = []
+        for item, key in keys.items():
+            record = found.get(key)
+            if record is None:
+                missing.append(item)
+            elif record.value != ABSENT:
+                hits[item] = record.value
+        return hits, missing
+
+    def remember(
+        self, keys: Mapping[Any, str], missing: list[Any], fetched: object, trace: Trace
+    ) -> dict[Any, Any]:
+        if not isinstance(fetched, Mapping):
+            raise TypeError(
+                f"@cached_many: {function_id(self.func)} must return a mapping of id to value, "
+                f"got {type(fetched).__name__}"
+            )
+        new = {item: fetched[item] for item in missing if item in fetched}
+        self.chain.write_many({keys[item]: value for item, value in new.items()}, trace)
+        if self.absent_lifetime is not MISS:
+            gone = {keys[item]: ABSENT for item in missing if item not in fetched}
+            if gone:
+                self.chain.write_many(gone, trace, ttl=self.absent_lifetime)
+        return new
+
+    def call(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        bound, keys = self.plan(args, kwargs)
+        trace = self.chain.begin()
+        hits, missing = self.lookup(keys, trace)
+        if missing:
+            bound.arguments[self.ids_param] = missing
+            self.chain.recorder.origin_call()
+            fetched = self.func(*bound.args, **bound.kwargs)
+            hits.update(self.remember(keys, missing, fetched, trace))
+        return {item: hits[item] for item in keys if item in hits}
+
+    async def acall(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        bound, keys = self.plan(args, kwargs)
+        trace = self.chain.begin()
+        hits, missing = await offload(self.lookup, keys, trace)
+        if missing:
+            bound.arguments[self.ids_param] = missing
+            self.chain.recorder.origin_call()
+            fetched = await self.func(*bound.args, **bound.kwargs)
+            hits.update(await offload(self.remember, keys, missing, fetched, trace))
+        return {item: hits[item] for item in keys if item in hits}
+
+    def cache_keys(self, *args: Any, **kwargs: Any) -> dict[Any, str]:
+        """Each id's key in ``.cache`` for this call (``.cache.get(key)`` finds its value)."""
+        prefix = len(self.cache.full_key(""))
+        return {item: _unstored(key[prefix:]) for item, key in self.plan(args, kwargs)[1].items()}
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> None:
+        """Remove the entries of every id of this call from every tier."""
+        self.cache._engine.invalidate_many(list(self.plan(args, kwargs)[1].values()))

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Final
+from datetime import timedelta
+from typing import Final, TypeAlias
 
 from stratacache.errors import ConfigurationError
+
+Seconds: TypeAlias = float | timedelta
+"""A duration: seconds, or a :class:`datetime.timedelta`."""
 
 ENV_DISABLED = "STRATACACHE_DISABLED"
 ENV_TTL = "STRATACACHE_TTL"
@@ -103,19 +107,23 @@ def env_flag(name: str) -> bool:
 def check_ttl(value: object, setting: str = "ttl") -> float | None:
     """Validate a duration in seconds: positive, at most :data:`MAX_TTL`, or ``None``.
 
+    A :class:`datetime.timedelta` is taken as its seconds.
+
     ``None`` means no expiry for a TTL (and "the default" for other durations).
     Huge values are refused rather than clamped, so a typo never turns into an entry
     that outlives the data it caches.
 
     Example:
-        >>> check_ttl(300)
-        300.0
+        >>> check_ttl(300), check_ttl(timedelta(minutes=5))
+        (300.0, 300.0)
         >>> check_ttl(10**400)  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         ConfigurationError: ttl must be at most 315360000 seconds ...
     """
     if value is None:
         return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(
             f"{setting} must be a number of seconds or None, got {type(value).__name__}"
@@ -159,7 +167,7 @@ def _env_number(name: str) -> float | None:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
-def resolve_ttl(explicit: float | None) -> float | None:
+def resolve_ttl(explicit: Seconds | None) -> float | None:
     """The decorator's TTL: the argument, else ``STRATACACHE_TTL``, else 300 seconds."""
     if explicit is not None:
         return check_ttl(explicit)
@@ -277,7 +285,7 @@ def resolve_metrics_interval() -> float:
     return checked
 
 
-def resolve_generation_check(explicit: float | None) -> float:
+def resolve_generation_check(explicit: Seconds | None) -> float:
     """Seconds between reads of a shared namespace generation (``STRATACACHE_GENERATION_CHECK``)."""
     if explicit is not None:
         checked = check_ttl(explicit, "generation_check")

@@ -7,7 +7,8 @@ lookup: no digest, no lock. Only arguments of exactly ``str``, ``int``,
 only for arguments of exactly the same types: ``f(1)``, ``f(1.0)``,
 ``f(True)`` and ``f("1")`` are four calls here as in the key digest, whatever
 was called before. Everything else (the miss path, freshness, the lease) is
-:mod:`stratacache.compute`'s algorithm.
+:mod:`stratacache._engine.compute`'s algorithm. The L1 hit path is built once
+(:func:`_fast_path`) for ``def`` and ``async def`` functions alike.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, Final, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
-from stratacache import compute
+from stratacache._engine import compute
+from stratacache.config import Seconds
 from stratacache.keys import KeyMaker
 from stratacache.options import CacheOptions
 from stratacache.serialization import Serializer
 from stratacache.tiered import DEFAULT_LEASE, DEFAULT_WAIT, TieredCache
-from stratacache.tiers import Tier
+from stratacache.tiers import MemoryTier, Tier
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,6 +71,14 @@ class CachedFunction(Protocol, Generic[P, R]):
         """Make every entry of this function unreachable, here and (soon) everywhere."""
         ...
 
+    def cache_clear(self) -> None:
+        """``functools`` habit: :meth:`invalidate_all` (every entry, every environment)."""
+        ...
+
+    def cache_info(self) -> CacheInfo:
+        """``functools`` habit: hits, misses, L1's maxsize and current size."""
+        ...
+
 
 class _Keys:
     """A function's call -> stored key, remembered for repeated calls of simple arguments."""
@@ -105,49 +115,40 @@ class _Keys:
 
 def bind(fn: Callable[P, Any], cache: TieredCache, make_key: KeyMaker) -> Any:
     """Build the wrapper for ``fn``: the fastest one the cache's tiers allow."""
+    engine = cache._engine
+    chain = engine.chain
+    lease = engine.lease
     keys = _Keys(cache, make_key)
-    generation = cache.generation
-    check_generation = cache.check_generation
-    steps = compute.get_or_compute
-    flights = cache.flights
     wrapper: Any
     if inspect.iscoroutinefunction(fn):
-        remote = cache.remote
+        remote = chain.remote
+        steps = compute.get_or_compute
+        flights = chain.flights
+
+        def pending(full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return _Pending(full)
+
+        probe = _fast_path(cache, keys, pending)
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            full = keys(args, kwargs)
-            l1 = cache.l1
-            if l1 is not None:
-                now = l1.timer()
-                entry = l1.data.get(full)
-                if (
-                    entry is not None
-                    and entry[1] > now
-                    and not (generation.clock() >= generation.due and check_generation())
-                ):
-                    cache.counts[0].hits += 1
-                    return entry[0]
+            found = probe(*args, **kwargs)
+            if type(found) is not _Pending:
+                return found
             return await compute.arun(
-                steps(cache, full), lambda: fn(*args, **kwargs), flights, remote
+                steps(chain, lease, found.full), lambda: fn(*args, **kwargs), flights, remote
             )
 
         async def async_refresh(*args: Any, **kwargs: Any) -> Any:
-            full = keys(args, kwargs)
-            return await compute.arun(
-                compute.refresh(cache, full), lambda: fn(*args, **kwargs), flights, remote
-            )
+            return await engine.arefresh(keys(args, kwargs), lambda: fn(*args, **kwargs))
 
         wrapper = async_wrapper
         wrapper.refresh = async_refresh
     else:
-        wrapper = _sync_wrapper(fn, cache, keys)
+        wrapper = functools.wraps(fn)(_fast_path(cache, keys, _sync_miss(fn, cache)))
 
         def refresh(*args: Any, **kwargs: Any) -> Any:
-            full = keys(args, kwargs)
-            return compute.run(
-                compute.refresh(cache, full), lambda: fn(*args, **kwargs), flights, cache.sleep
-            )
+            return engine.refresh(keys(args, kwargs), lambda: fn(*args, **kwargs))
 
         wrapper.refresh = refresh
 
@@ -155,70 +156,119 @@ def bind(fn: Callable[P, Any], cache: TieredCache, make_key: KeyMaker) -> Any:
         return make_key(args, kwargs)
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
-        return cache.invalidate(keys(args, kwargs))
+        return engine.invalidate(keys(args, kwargs))
 
     wrapper.cache = cache
     wrapper.cache_key = cache_key
     wrapper.invalidate = invalidate
     wrapper.invalidate_all = cache.invalidate_all
+    wrapper.cache_clear = cache.invalidate_all
+    wrapper.cache_info = functools.partial(cache_info, cache)
     return wrapper
 
 
-def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> Any:
-    """The ``def`` wrapper; with a memory tier first, L1 hits never leave it."""
-    memo = keys.memo
-    generation = cache.generation
-    check_generation = cache.check_generation
-    flights = cache.flights
-    sleep = cache.sleep
+class CacheInfo(NamedTuple):
+    """What ``f.cache_info()`` answers, shaped like ``functools``' own.
+
+    ``hits``: calls answered by some tier; ``misses``: calls no tier answered
+    (the slowest tier's misses); ``maxsize`` and ``currsize``: L1's, ``None``
+    without a memory tier.
+    """
+
+    hits: int
+    misses: int
+    maxsize: int | None
+    currsize: int | None
+
+
+def cache_info(cache: TieredCache) -> CacheInfo:
+    """Hits, misses and L1's size for a decorated function's cache.
+
+    Example:
+        >>> @cached(ttl=60)
+        ... def double(n: int) -> int:
+        ...     return 2 * n
+        >>> double(2), double(2), double.cache_info()
+        (4, 4, CacheInfo(hits=1, misses=1, maxsize=1024, currsize=1))
+    """
+    stats = cache.stats()
+    tiers = cache.tiers
+    memory = tiers[0] if tiers and isinstance(tiers[0], MemoryTier) else None
+    return CacheInfo(
+        hits=sum(counts["hits"] for counts in stats.values()),
+        misses=stats[tiers[-1].name]["misses"] if tiers else 0,
+        maxsize=None if memory is None else memory.maxsize,
+        currsize=None if memory is None else len(memory),
+    )
+
+
+class _Pending:
+    """What the async wrapper's fast path answers when the full path must run."""
+
+    __slots__ = ("full",)
+
+    def __init__(self, full: str) -> None:
+        self.full = full
+
+
+Miss = Callable[[str, tuple[Any, ...], dict[str, Any]], Any]
+"""What a fast path calls when L1 does not answer: ``miss(stored key, args, kwargs)``."""
+
+
+def _sync_miss(fn: Callable[..., Any], cache: TieredCache) -> Miss:
+    """The full path of a ``def`` function: the lookup, then (unless a plain hit) the algorithm."""
+    engine = cache._engine
+    chain = engine.chain
+    lease = engine.lease
+    flights = chain.flights
+    sleep = engine.sleep
     steps = compute.get_or_compute
     run = compute.run
+    begin = chain.begin
+    read = chain.read
+    refresh_due = compute.refresh_due
 
-    begin = cache.begin
-    read = cache.read
-    refresh_due = cache.refresh_due
-
-    def slow(full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def miss(full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # The lookup comes first, here: a plain hit needs none of the algorithm's steps.
-        call = begin()
-        record = read(full, call)
-        if record is not None and (record.stale_at is None or not refresh_due(record)):
+        trace = begin()
+        record = read(full, trace)
+        if record is not None and (record.stale_at is None or not refresh_due(chain, record)):
             return record.value
-        return run(steps(cache, full, (call, record)), lambda: fn(*args, **kwargs), flights, sleep)
+        return run(
+            steps(chain, lease, full, (trace, record)), lambda: fn(*args, **kwargs), flights, sleep
+        )
 
-    l1 = cache.l1
+    return miss
+
+
+def _fast_path(cache: TieredCache, keys: _Keys, miss: Miss) -> Callable[..., Any]:
+    """The one L1 hit path, for ``def`` and ``async def`` functions alike.
+
+    The returned function answers a call from L1 when it can (counted, with the
+    metrics published on the same schedule as every other read, and the shared
+    generation checked when due) and hands everything else to ``miss``: the
+    full path itself for a ``def`` function, a :class:`_Pending` the async
+    wrapper awaits the full path for.
+    """
+    chain = cache._engine.chain
+    l1 = chain.l1
     if l1 is None:
-
-        @functools.wraps(fn)
-        def plain(*args: Any, **kwargs: Any) -> Any:
-            if kwargs:
-                full = keys(args, kwargs)
-            else:  # the memo check of _Keys.__call__, inlined as in the L1 wrappers below
-                try:
-                    full, first, rest = memo[args]
-                    if (first is not None and type(args[0]) is not first) or (
-                        rest is not None and not _same_types(args, rest)
-                    ):
-                        full = keys(args, kwargs)
-                except (KeyError, TypeError):
-                    full = keys(args, kwargs)
-            return slow(full, args, kwargs)  # the read checks the generation
-
-        return plain
-
-    # The L1 fast-path seam (TieredCache.l1): a memory tier's data and timer, read
-    # directly. Everything it does not answer goes the full way.
+        return _memo_path(keys, miss)
+    memo = keys.memo
+    # The memory tier's fast accessors (MemoryTier.entries, .touch, .timer): everything
+    # they do not answer goes the full way.
     entries = l1.entries
     touch = l1.touch
     timer = l1.timer
-    counts = cache.counts[0]
-    recorder = cache.recorder
+    generation = chain.generation
+    check_generation = chain.check_generation
+    counts = chain.counts[0]
+    recorder = chain.recorder
     same_clock = recorder.clock is timer
 
     # The memo check below is _Keys.__call__'s, inlined: each call saved is a sixth of
     # an L1 hit's cost.
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def fast(*args: Any, **kwargs: Any) -> Any:
         if kwargs:
             full = keys(args, kwargs)
         else:
@@ -234,19 +284,40 @@ def _sync_wrapper(fn: Callable[..., Any], cache: TieredCache, keys: _Keys) -> An
             value, expires_at = entries[full]
             touch(full)
         except KeyError:
-            return slow(full, args, kwargs)  # the read checks the generation in its round trip
+            return miss(full, args, kwargs)  # the read checks the generation in its round trip
         now = timer()
         clock = generation.clock  # its due time is never, without a shared generation
         if expires_at <= now or (
             (now if clock is timer else clock()) >= generation.due and check_generation()
         ):
-            return slow(full, args, kwargs)
+            return miss(full, args, kwargs)
         counts.hits += 1
         if (now if same_clock else recorder.clock()) >= recorder.deadline:
             recorder.publish()
         return value
 
-    return wrapper
+    return fast
+
+
+def _memo_path(keys: _Keys, miss: Miss) -> Callable[..., Any]:
+    """The path without an L1 to read directly: the memo of keys, then ``miss``."""
+    memo = keys.memo
+
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            full = keys(args, kwargs)
+        else:  # the memo check of _Keys.__call__, inlined as in _fast_path
+            try:
+                full, first, rest = memo[args]
+                if (first is not None and type(args[0]) is not first) or (
+                    rest is not None and not _same_types(args, rest)
+                ):
+                    full = keys(args, kwargs)
+            except (KeyError, TypeError):
+                full = keys(args, kwargs)
+        return miss(full, args, kwargs)  # the read checks the generation
+
+    return plain
 
 
 def _same_types(values: tuple[Any, ...], types: tuple[type, ...]) -> bool:
@@ -274,6 +345,8 @@ def _passthrough(fn: Callable[P, R], make_key: KeyMaker) -> Any:
     wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)
     wrapper.invalidate = lambda *args, **kwargs: False
     wrapper.invalidate_all = lambda: None
+    wrapper.cache_clear = lambda: None
+    wrapper.cache_info = lambda: CacheInfo(0, 0, None, None)
     wrapper.refresh = wrapper
     return wrapper
 
@@ -300,7 +373,7 @@ def cached(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tier: str | Tier = "memory",
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -308,9 +381,9 @@ def cached(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
@@ -320,7 +393,7 @@ def cached(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tier: str | Tier = "memory",
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -328,9 +401,9 @@ def cached(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
@@ -381,7 +454,7 @@ def cached_tiered(
     fn: None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -389,9 +462,9 @@ def cached_tiered(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
@@ -401,7 +474,7 @@ def cached_tiered(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    ttl: float | None = None,
+    ttl: Seconds | None = None,
     tiers: Sequence[Tier] | None = None,
     key: Callable[..., object] | None = None,
     namespace: str | None = None,
@@ -409,9 +482,9 @@ def cached_tiered(
     signing_key: bytes | str | None = None,
     ignore: Iterable[str] = (),
     lock: bool | None = None,
-    lock_lease: float = DEFAULT_LEASE,
-    lock_wait: float = DEFAULT_WAIT,
-    grace: float | None = None,
+    lock_lease: Seconds = DEFAULT_LEASE,
+    lock_wait: Seconds = DEFAULT_WAIT,
+    grace: Seconds | None = None,
     early_refresh: float | None = None,
     jitter: float | None = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:

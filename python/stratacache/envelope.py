@@ -79,6 +79,10 @@ class Record(NamedTuple):
     delta: float = 0.0
 
 
+class OversizeError(SerializationError):
+    """A value serialized past the cache's limit: cached nowhere, memory included."""
+
+
 def _record(fields: tuple[object, ...]) -> Record:
     """A Record from its fields in order, without NamedTuple's keyword handling."""
     return tuple.__new__(Record, fields)
@@ -170,7 +174,7 @@ class Codec:
                 f"cannot serialize a {type(value).__qualname__}: {type(exc).__name__}: {exc}"
             ) from exc
         if len(data) > self.max_bytes:
-            raise SerializationError(
+            raise OversizeError(
                 f"the serialized value has {len(data)} bytes, over the limit of {self.max_bytes}"
             )
         flags = self.serializer.id

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from typing import NamedTuple
 
-from stratacache.config import check_ttl
+from stratacache.config import Seconds, check_ttl
 from stratacache.errors import ConfigurationError
 
 
@@ -47,7 +47,7 @@ class Freshness:
 
     def __init__(
         self,
-        grace: float | None = None,
+        grace: Seconds | None = None,
         early_refresh: float | None = None,
         jitter: float | None = None,
         rng: Callable[[], float] = random.random,

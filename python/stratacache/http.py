@@ -428,9 +428,7 @@ class HttpCache:
 
         for _ in range(2):
             try:
-                value = self.cache.get_or_compute(
-                    self.cache.full_key(key), compute, should_cache=_is_record
-                )
+                value = self.cache.get_or_compute(key, compute, should_cache=_is_record)
             except _ServerError as error:
                 # Nothing stale to serve instead. Another request's error is not ours.
                 return error.answer if error.owner is mine else self._own(request, produce)

@@ -40,13 +40,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 from stratacache import metrics
+from stratacache._engine.guard import Guard
 from stratacache.config import ENV_REDIS_URL, ENV_TABLE_NAME, env_str, warms_at_init
 from stratacache.errors import ConfigurationError
-from stratacache.slots import FAILED, Slot
 from stratacache.tiers import DynamoDBTier, RedisTier, Tier, shared_tier, shared_tiers
 
 if TYPE_CHECKING:
-    from stratacache.tiered import TieredCache
+    from stratacache._engine import Chain
 
 logger = logging.getLogger("stratacache")
 
@@ -59,7 +59,7 @@ class _State:
     """What this execution environment knows of its lifecycle."""
 
     def __init__(self) -> None:
-        self.caches: weakref.WeakSet[TieredCache] = weakref.WeakSet()
+        self.caches: weakref.WeakSet[Chain] = weakref.WeakSet()
         """Every cache built and still alive, held weakly."""
         self.hooked: ModuleType | None = None
         """The runtime module the hooks were registered with."""
@@ -78,10 +78,10 @@ class _State:
 _state = _State()
 
 
-def track(cache: TieredCache) -> None:
+def track(cache: Chain) -> None:
     """Remember ``cache`` for the hooks; the first cache also installs them and may warm.
 
-    Called by every :class:`~stratacache.tiered.TieredCache` as it is built.
+    Called with the chain of tiers of every :class:`~stratacache.tiered.TieredCache` as it is built.
     """
     with _state.lock:
         _state.caches.add(cache)
@@ -100,8 +100,8 @@ def install() -> bool:
     looks for it once when it is absent.
 
     Example:
-        >>> install()  # outside Lambda, with awslambdaric not installed
-        False
+        >>> install() in (True, False)  # True where the runtime offers the hooks
+        True
     """
     with _state.lock:
         runtime = sys.modules.get(RUNTIME_MODULE)
@@ -226,7 +226,7 @@ def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
 # ---------------------------------------------------------------- helpers
 
 
-def _caches() -> list[TieredCache]:
+def _caches() -> list[Chain]:
     with _state.lock:
         return list(_state.caches)
 
@@ -264,7 +264,7 @@ def _counted(tier: Tier, operation: str, fn: Callable[[], object]) -> bool:
         if counts is None:
             counts = _state.counts[tier.name] = metrics.recorder.register(tier.name)
     try:
-        return Slot(tier, 0, counts).run(operation, None, fn, skip=False) is not FAILED
+        return Guard(tier, 0, counts).warm(fn)
     except ConfigurationError as exc:  # a setting read at connect time (a missing region)
         counts.errors += 1
         logger.warning("stratacache tier %s %s failed: %s", tier.name, operation, exc)

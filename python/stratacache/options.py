@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stratacache import config
+from stratacache.config import Seconds
 from stratacache.errors import ConfigurationError
 from stratacache.freshness import Freshness
 from stratacache.keys import function_id
@@ -45,8 +46,8 @@ class CacheOptions:
     key: Callable[..., object] | None
     ignore: tuple[str, ...]
     lock: bool | None
-    lock_lease: float
-    lock_wait: float
+    lock_lease: Seconds
+    lock_wait: Seconds
     freshness: Freshness
     disabled: bool
 
@@ -54,7 +55,7 @@ class CacheOptions:
     def build(
         cls,
         *,
-        ttl: float | None = None,
+        ttl: Seconds | None = None,
         tier: str | Tier | None = None,
         tiers: Sequence[Tier] | None = None,
         key: Callable[..., object] | None = None,
@@ -63,9 +64,9 @@ class CacheOptions:
         signing_key: bytes | str | None = None,
         ignore: Iterable[str] = (),
         lock: bool | None = None,
-        lock_lease: float = DEFAULT_LEASE,
-        lock_wait: float = DEFAULT_WAIT,
-        grace: float | None = None,
+        lock_lease: Seconds = DEFAULT_LEASE,
+        lock_wait: Seconds = DEFAULT_WAIT,
+        grace: Seconds | None = None,
         early_refresh: float | None = None,
         jitter: float | None = None,
     ) -> CacheOptions:

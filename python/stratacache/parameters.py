@@ -6,9 +6,11 @@ a value is read through the tiers (L1, then Redis, then DynamoDB) and fetched
 from the service once per ``ttl`` for the whole fleet: on a miss, one
 environment takes the cache's lease and fetches; the others wait for its value.
 
-Values in the shared tiers can be signed (HMAC-SHA256 with ``signing_key`` or
-``STRATACACHE_SIGNING_KEY``): an entry whose signature does not match (forged or
-written with another key) is refused, logged by name, and fetched again.
+Values in the shared tiers can be signed: ``signing_key`` (or
+``STRATACACHE_SIGNING_KEY``) goes to the cache, whose envelope signs every entry
+(HMAC-SHA256 over the stored key, the header and the value). An entry whose
+signature does not match (forged, or written with another key) is a counted
+miss like any unusable entry: logged, and fetched again.
 Secrets (Secrets Manager, SSM ``SecureString`` with ``decrypt=True``) are shared
 only when signed. Values never appear in log lines, errors or reprs.
 
@@ -17,15 +19,13 @@ Powertools is imported when the first provider is built, not with this module.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from stratacache import config
+from stratacache.config import Seconds
 from stratacache.decorators import cached_tiered
 from stratacache.errors import ConfigurationError
 from stratacache.tiers import Tier
@@ -69,16 +69,6 @@ def _kind_of(provider: object) -> str:
     return type(provider).__name__
 
 
-def _canonical(node: object) -> object:
-    if isinstance(node, bytes | bytearray):
-        return {"__bytes__": bytes(node).hex()}
-    if isinstance(node, dict):
-        return {str(k): _canonical(v) for k, v in node.items()}
-    if isinstance(node, list | tuple):
-        return [_canonical(v) for v in node]
-    return node
-
-
 class SharedParameters:
     """Powertools Parameters read once per ``ttl`` across every execution environment.
 
@@ -92,7 +82,7 @@ class SharedParameters:
             and instead of an error when the service fails.
         tiers: the chain (default: from the environment, as ``@cached_tiered``).
         namespace: first part of the keys (default ``STRATACACHE_NAMESPACE``).
-        signing_key: HMAC key (16+ bytes) that signs shared values
+        signing_key: the key (16+ bytes) the cache signs shared values with
             (default ``STRATACACHE_SIGNING_KEY``); required to share secrets.
         secret: whether values are secrets (default: Secrets Manager's are).
 
@@ -106,8 +96,8 @@ class SharedParameters:
         self,
         provider: str | Any = "ssm",
         *,
-        ttl: float | None = None,
-        grace: float | None = None,
+        ttl: Seconds | None = None,
+        grace: Seconds | None = None,
         tiers: Sequence[Tier] | None = None,
         namespace: str | None = None,
         signing_key: bytes | str | None = None,
@@ -144,8 +134,9 @@ class SharedParameters:
             namespace=f"{base}:params:{self.kind}",
             grace=grace,
             lock=lock,
+            signing_key=self._key,
         )
-        self._fetch = fetch(self._sealed)
+        self._fetch = fetch(self._fetched)
 
     def __repr__(self) -> str:
         return f"SharedParameters(kind={self.kind!r}, signed={self._key is not None})"
@@ -160,33 +151,12 @@ class SharedParameters:
             self._provider = factory()
         return self._provider
 
-    # ------------------------------------------------------------ signing
-
-    def _signature(self, call: Sequence[object], value: object) -> str | None:
-        if self._key is None:
-            return None
-        message = json.dumps(
-            _canonical([self.kind, *call, value]), sort_keys=True, separators=(",", ":")
-        )
-        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
-
-    def _trusted(self, call: Sequence[object], sealed: object) -> bool:
-        if not isinstance(sealed, dict) or "value" not in sealed:
-            return False
-        expected = self._signature(call, sealed["value"])
-        if expected is None:
-            return True
-        given = sealed.get("sig")
-        return isinstance(given, str) and hmac.compare_digest(given, expected)
-
-    def _sealed(
+    def _fetched(
         self, method: str, name: str, transform: str | None, options: tuple[tuple[str, Any], ...]
-    ) -> dict[str, object]:
-        """Fetch from the service (bypassing Powertools' own per-environment cache) and sign."""
+    ) -> object:
+        """Fetch from the service, bypassing Powertools' own per-environment cache."""
         fetch: Callable[..., object] = getattr(self.provider, method)
-        value = fetch(name, transform=transform, force_fetch=True, **dict(options))
-        call = (method, name, transform, options)
-        return {"value": value, "sig": self._signature(call, value)}
+        return fetch(name, transform=transform, force_fetch=True, **dict(options))
 
     # ------------------------------------------------------------ reading
 
@@ -204,20 +174,9 @@ class SharedParameters:
                 f" set signing_key or {config.ENV_SIGNING_KEY}"
             )
         frozen = tuple(sorted(options.items()))
-        call = (method, name, transform, frozen)
         if force_fetch:
-            sealed = self._fetch.refresh(method, name, transform, frozen)
-        else:
-            sealed = self._fetch(method, name, transform, frozen)
-        if not self._trusted(call, sealed):
-            logger.warning(
-                "stratacache refused the shared %s value of %s: its signature does not match;"
-                " fetching it again",
-                self.kind,
-                name,
-            )
-            sealed = self._fetch.refresh(method, name, transform, frozen)
-        return sealed["value"]
+            return self._fetch.refresh(method, name, transform, frozen)
+        return self._fetch(method, name, transform, frozen)
 
     def get(
         self,

@@ -45,7 +45,7 @@ def test_250_ids_from_four_places_fetch_exactly_the_missing_ones(
     def squares(ids: list[int]) -> dict[int, dict[str, int]]:
         return source(ids)
 
-    squares.cache.recorder = MetricsRecorder()
+    squares.cache._engine.chain.recorder = MetricsRecorder()
     ids = list(range(1, 251))
     in_l1, in_l2, in_l3 = ids[:20], ids[20:40], ids[40:140]
     nowhere = ids[140:]
@@ -53,7 +53,7 @@ def test_250_ids_from_four_places_fetch_exactly_the_missing_ones(
     # Seed each tier directly, through a cache over just that tier.
     for tier, chosen in ((l1, in_l1), (l2, in_l2), (l3, in_l3)):
         seeded = squares.cache.__class__(
-            [tier], ttl=300, namespace=squares.cache.namespace_parts, recorder=MetricsRecorder()
+            [tier], ttl=300, namespace=squares.cache._parts, recorder=MetricsRecorder()
         )
         seeded.set_many({keys[i]: {"id": i, "square": i * i} for i in chosen})
 

@@ -226,7 +226,7 @@ def test_exceptions_are_not_cached(remote_env: dict[str, str], origin: Counter) 
     assert len(origin.calls) == 2
 
 
-def test_an_unserializable_result_is_returned_and_left_uncached(
+def test_an_unserializable_result_is_returned_and_kept_in_l1_only(
     remote_env: dict[str, str], caplog: pytest.LogCaptureFixture, origin: Counter
 ) -> None:
     sentinel = object()
@@ -239,9 +239,9 @@ def test_an_unserializable_result_is_returned_and_left_uncached(
     with caplog.at_level(logging.WARNING, "stratacache"):
         assert make() is sentinel
         assert make() is sentinel
-    assert len(origin.calls) == 2
-    assert len(caplog.records) == 2  # one line per value that could not be stored
-    assert "uncached" in caplog.records[0].getMessage()
+    assert len(origin.calls) == 1  # L1 keeps it; the shared tiers cannot
+    assert len(caplog.records) == 1  # one line per function, not per call
+    assert "out of the shared tiers" in caplog.records[0].getMessage()
 
 
 def test_an_argument_that_cannot_be_keyed_is_named(origin: Counter) -> None:

@@ -14,6 +14,7 @@ from devkit.dax import moto_dax_client
 from devkit.servers import MotoServer
 
 from stratacache import TieredCache, cached_tiered
+from stratacache._engine.lease import HELD, WAIT
 from stratacache.errors import PartialReadError, StratacacheError
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, Tier
@@ -46,15 +47,30 @@ def test_the_dax_client_has_neither_exceptions_nor_a_scan_paginator(dax: Any) ->
 
 
 def test_lease_contention_through_dax(dax: Any, dynamodb_client: Any, table_name: str) -> None:
-    through_dax = DynamoDBTier(table_name, client=dax)
-    direct = DynamoDBTier(table_name, client=dynamodb_client)
-    assert through_dax.acquire_lock("lease", "token-a", 30) is True
-    assert through_dax.acquire_lock("lease", "token-b", 30) is False  # before: AttributeError
-    assert direct.acquire_lock("lease", "token-c", 30) is False
-    assert through_dax.release_lock("lease", "token-b") is False  # not the holder
-    assert through_dax.release_lock("lease", "token-a") is True
-    assert direct.acquire_lock("lease", "token-c", 30) is True
-    assert through_dax.release_lock("lease", "token-c") is True
+    through_dax = TieredCache([DynamoDBTier(table_name, client=dax)], namespace="dax-lease")
+    direct = TieredCache([DynamoDBTier(table_name, client=dynamodb_client)], namespace="dax-lease")
+    key = through_dax.full_key("k")
+    (a, b), c = (through_dax._engine.chain.begin() for _ in "ab"), direct._engine.chain.begin()
+    dax_lease, direct_lease = through_dax._engine.lease, direct._engine.lease
+    dax_guard, direct_guard = dax_lease.guard(a), direct_lease.guard(c)
+    assert dax_guard is not None
+    assert direct_guard is not None
+    assert dax_lease.acquire(dax_guard, key, a, b"token-a!") == HELD
+    assert dax_lease.acquire(dax_guard, key, b, b"token-b!") == WAIT  # before: AttributeError
+    assert direct_lease.acquire(direct_guard, key, c, b"token-c!") == WAIT
+    dax_lease.give_up(dax_guard, key, b, b"token-b!")  # not the holder: nothing happens
+    assert (
+        direct_lease.acquire(direct_guard, key, direct._engine.chain.begin(), b"token-c!") == WAIT
+    )
+    dax_lease.give_up(dax_guard, key, a, b"token-a!")
+    assert (
+        direct_lease.acquire(direct_guard, key, direct._engine.chain.begin(), b"token-c!") == HELD
+    )
+    direct_lease.give_up(direct_guard, key, c, b"token-c!")
+    assert direct.get("k") is None
+    assert (
+        dynamodb_client.get_item(TableName=table_name, Key={"pk": {"S": key}}).get("Item") is None
+    )
 
 
 def test_four_environments_on_dax_make_one_origin_call(

@@ -113,7 +113,7 @@ def _check(
         computed[name] += 1
         return {"fresh": name}
 
-    codec = fetch.cache.codec
+    codec = fetch.cache._engine.chain.codec
     key_of = fetch.cache.full_key
     entries: dict[str, Any] = {
         name: (lambda full, blob=blob: write_raw(full, blob))
@@ -253,7 +253,7 @@ print(json.dumps({
     "value": value,
     "counts": {name: after[name] - counts[name] for name in counts},
     "breaker_failures": tier.breaker.failures,
-    "overwritten": report.cache.codec.decode(full_key, client.get(full_key)).value,
+    "overwritten": report.cache._engine.chain.codec.decode(full_key, client.get(full_key)).value,
     "stored_bytes": len(bomb),
     "inflated_bytes": inflated,
     "grown_kib": grown,
@@ -349,18 +349,19 @@ def test_any_dynamodb_item_at_a_key_is_its_value_or_a_counted_miss(
 
     tier = DynamoDBTier(table_name, client=dynamodb_client)
     cache = TieredCache([tier], ttl=60, namespace="any-item", monotonic=clock, sleep=sleep)
-    full_key = cache.full_key(f"example-{next(_examples)}")
+    user_key = f"example-{next(_examples)}"
+    full_key = cache.full_key(user_key)
     stored = {name: value for name, value in item.items()}
     if stored.get("v") == "ours":
-        blob = cache.codec.wrap(
-            full_key, cache.codec.payload("stored"), version=VERSION, generation=0,
+        blob = cache._engine.chain.codec.wrap(
+            full_key, cache._engine.chain.codec.payload("stored"), version=VERSION, generation=0,
             expires_at=NOW + 86_400, keep_until=None,
         )  # fmt: skip
         stored["v"] = {"B": blob}
     dynamodb_client.put_item(TableName=table_name, Item={"pk": {"S": full_key}, **stored})
     ours = item.get("v") == "ours" and item.get("ver") == {"B": VERSION} and not _expired(item)
 
-    value = cache.get_or_compute(full_key, lambda: "fresh")  # never raises
+    value = cache.get_or_compute(user_key, lambda: "fresh")  # never raises
 
     counts = cache.stats()["L3"]
     assert tier.breaker is not None
@@ -373,5 +374,5 @@ def test_any_dynamodb_item_at_a_key_is_its_value_or_a_counted_miss(
     assert value == "fresh"
     assert counts["hits"] == 0
     assert counts["misses"] >= 1
-    assert cache.get_or_compute(full_key, lambda: "recomputed") == "fresh"  # overwritten
+    assert cache.get_or_compute(user_key, lambda: "recomputed") == "fresh"  # overwritten
     assert cache.stats()["L3"]["hits"] == 1

@@ -63,12 +63,12 @@ def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 def get(cache: TieredCache, origin: Callable[[], str]) -> Any:
     if DRIVER == "sync":
-        return cache.get_or_compute(cache.full_key("k"), origin, (), {})
+        return cache.get_or_compute("k", origin, (), {})
 
     async def coroutine() -> str:
         return origin()
 
-    return asyncio.run(cache.aget_or_compute(cache.full_key("k"), coroutine))
+    return asyncio.run(cache.aget_or_compute("k", coroutine))
 
 
 # ---------------------------------------------------------------- grace
@@ -104,7 +104,7 @@ def test_a_stale_hit_is_refreshed_by_one_caller_while_the_others_get_it() -> Non
     assert served_meanwhile == ["v1"] * 5
     assert refreshed == ["v2"]
     assert origin.calls == 2  # one refresh, not six
-    assert cache.stale_served == 5
+    assert cache._engine.chain.stale_served == 5
     assert get(cache, origin) == "v2"
 
 
@@ -128,7 +128,7 @@ def test_stale_if_error_serves_the_stale_value_and_says_so(
     origin.fail = True
     with caplog.at_level(logging.WARNING, "stratacache"):
         assert get(cache, origin) == "v1"
-    assert cache.stale_served == 1
+    assert cache._engine.chain.stale_served == 1
     assert "stale" in caplog.text
     assert "origin timed out" in caplog.text
 
@@ -156,7 +156,7 @@ def test_grace_works_through_redis_for_another_environment(redis_client: Any) ->
     second = make_cache(clock, RedisTier(client=redis_client), ttl=10, grace=30)
     origin.fail = True
     assert get(second, origin) == "v1"  # a stale L2 hit, served because the refresh failed
-    assert second.stale_served == 1
+    assert second._engine.chain.stale_served == 1
 
 
 def test_the_decorator_takes_the_grace_option() -> None:
@@ -164,8 +164,8 @@ def test_the_decorator_takes_the_grace_option() -> None:
     def f() -> int:
         return 1
 
-    assert f.cache.freshness.grace == 60
-    assert f.cache.freshness.enabled
+    assert f.cache._engine.chain.freshness.grace == 60
+    assert f.cache._engine.chain.freshness.enabled
 
 
 # ---------------------------------------------------------------- early refresh (XFetch)
@@ -191,7 +191,8 @@ def test_xfetch_scales_with_beta_and_with_the_cost_of_computing() -> None:
 def test_an_early_refresh_recomputes_before_expiry() -> None:
     clock = FakeClock()
     cache = make_cache(clock, ttl=10, early_refresh=1.0, rng=lambda: 0.999)
-    cache.write("fresh|k", "v0", cache.begin(force=True), delta=1.0)  # took a second to compute
+    chain = cache._engine.chain
+    chain.write("fresh|k", "v0", chain.begin(force=True), delta=1.0)  # took a second to compute
     origin = Origin()
     clock.advance(2)
     assert get(cache, origin) == "v0"  # 8 s left, 6.9 s of head start: not yet
@@ -216,7 +217,7 @@ def test_jitter_applies_to_what_the_tiers_store(redis_client: Any) -> None:
     cache.set("k", "v")
     assert cache.tiers[0].remaining_ttl("fresh|k") == pytest.approx(80)
     assert 79_000 < redis_client.pttl("fresh|k") <= 80_000
-    assert cache.freshness.enabled is False  # jitter alone: no refresh facts stored
+    assert cache._engine.chain.freshness.enabled is False  # jitter alone: no refresh facts stored
     assert Codec().decode("fresh|k", redis_client.get("fresh|k")).stale_at is None
 
 

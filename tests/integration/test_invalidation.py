@@ -46,7 +46,7 @@ def environment(world: World, shared: Tier, clock: FakeClock) -> CachedFunction[
     def price(sku: str) -> str:
         return world.read(sku)
 
-    price.cache.generation.clock = clock  # when the generation is read again
+    price.cache._engine.chain.generation.clock = clock  # when the generation is read again
     return price
 
 
@@ -75,7 +75,8 @@ def test_invalidate_all_reaches_other_environments_within_the_check_interval(
     clock.advance(0.2)
     assert b("x") == "x@v2"  # b re-read the generation: a's new value, from the shared tier
     assert world.reads == 2
-    assert (a.cache.generation.value, b.cache.generation.value) == (1, 1)
+    generations = [f.cache._engine.chain.generation.value for f in (a, b)]
+    assert generations == [1, 1]
 
 
 def test_a_new_environment_starts_on_the_current_generation(shared: Tier) -> None:
@@ -115,7 +116,8 @@ def test_invalidate_removes_one_entry_from_every_tier(redis_client: Any) -> None
     full = price.cache.full_key(price.cache_key("x"))
     l1, l2 = price.cache.tiers
     assert l1.get(full) is MISS
-    assert price.cache.codec.decode(full, l2.get(full)).kind == TOMBSTONE  # refuses older fills
+    codec = price.cache._engine.chain.codec
+    assert codec.decode(full, l2.get(full)).kind == TOMBSTONE  # refuses older fills
     assert not price.cache.has(price.cache_key("x"))
     price("x")
     price("y")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from stratacache import MemoryTier, RedisTier, TieredCache, cached_tiered
+from stratacache._engine import TOMBSTONE_TTL
 from stratacache.envelope import TOMBSTONE
-from stratacache.records import TOMBSTONE_TTL
 from tests.support import FakeClock
 
 
@@ -21,8 +21,8 @@ def test_a_tombstone_is_kept_900_seconds_and_a_shorter_write_does_not_shorten_th
     cache.delete("k")
     assert TOMBSTONE_TTL == 900
     assert 899_000 < redis_client.pttl(key) <= 900_000
-    assert cache.codec.decode(key, redis_client.get(key)).kind == TOMBSTONE
-    assert cache.get_or_compute(key, lambda: "v2") == "v2"  # a fill with a 10 s ttl
+    assert cache._engine.chain.codec.decode(key, redis_client.get(key)).kind == TOMBSTONE
+    assert cache.get_or_compute("k", lambda: "v2") == "v2"  # a fill with a 10 s ttl
     # still kept as long as the tombstone (lifetimes are rounded up to the millisecond)
     assert 899_000 < redis_client.pttl(key) <= 900_001
     assert cache.ttl("k") == pytest.approx(10, abs=0.01)  # served for its own 10 s only
@@ -34,9 +34,9 @@ def test_a_call_older_than_a_tombstones_life_writes_to_no_shared_tier(redis_clie
         [MemoryTier(), RedisTier(client=redis_client)], namespace="old", monotonic=monotonic
     )
     key = cache.full_key("k")
-    call = cache.begin()
+    call = cache._engine.chain.begin()
     monotonic.advance(TOMBSTONE_TTL + 1)  # a call that began over 900 s ago
-    assert cache.write(key, "late", call) is True
+    cache._engine.chain.write(key, "late", call)
     assert redis_client.get(key) is None  # it could no longer tell what it would overwrite
     assert cache.tiers[0].get(key) == "late"  # its own environment's memory still takes it
 
@@ -70,10 +70,10 @@ def test_the_generation_never_goes_back_after_a_flush(redis_client: Any) -> None
     cache = TieredCache([MemoryTier(), RedisTier(client=redis_client)], namespace="gen")
     for _ in range(3):
         cache.invalidate_all()
-    assert cache.generation.value == 3
+    assert cache._engine.chain.generation.value == 3
     cache.set("k", "written under generation 3")
-    redis_client.delete(cache.layout.generation_key)  # lost: a flush, an eviction
+    redis_client.delete(cache._layout.generation_key)  # lost: a flush, an eviction
     cache.invalidate_all()
-    assert cache.generation.value == 4  # past the highest seen, not back to 1
-    assert int(redis_client.get(cache.layout.generation_key)) == 4
+    assert cache._engine.chain.generation.value == 4  # past the highest seen, not back to 1
+    assert int(redis_client.get(cache._layout.generation_key)) == 4
     assert cache.get("k") is None  # the generation-3 entry stays unreachable

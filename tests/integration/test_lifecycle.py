@@ -104,7 +104,7 @@ def test_a_restored_copy_shares_no_connection_has_no_l1_and_reads_l2(
     wall.advance(30)  # restored 30 s later: the L1 entry had 270 s left
     snapstart.restore()
 
-    l1 = quote.cache.l1
+    l1 = quote.cache._engine.chain.l1
     assert l1 is not None
     assert len(l1) == 0
     stats = quote.cache.stats()
@@ -137,8 +137,8 @@ def test_an_invalidate_all_made_while_the_snapshot_slept_is_seen_by_the_first_ca
     assert quote("AMZN") == "AMZN-1"
     snapstart.snapshot()
     # Meanwhile another environment bumps the generation (the same function's cache).
-    quote.cache.check_generation()
-    redis_client.incr(quote.cache.layout.generation_key)
+    quote.cache._engine.chain.check_generation()
+    redis_client.incr(quote.cache._layout.generation_key)
     snapstart.restore()
 
     assert quote("AMZN") == "AMZN-2"  # not the entry of the old generation

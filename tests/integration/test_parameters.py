@@ -19,6 +19,7 @@ import pytest
 from devkit.servers import MotoServer, RedisServer, fake_aws_environment
 
 from stratacache import MemoryTier, RedisTier
+from stratacache.envelope import Codec
 from stratacache.parameters import SharedParameters
 
 ENVIRONMENTS = 20
@@ -144,4 +145,5 @@ def test_a_secret_is_read_once_signed_in_redis_and_never_logged(
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("stratacache")]
     assert any("signature does not match" in line for line in ours)
     assert not any(SECRET in line for line in ours)
-    assert b"sig" in redis_client.get(stored_key)
+    stored = redis_client.get(stored_key)  # fetched again and signed by the cache's envelope
+    assert Codec(signing_key=KEY).decode(stored_key.decode(), stored).value == SECRET

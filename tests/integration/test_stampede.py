@@ -17,8 +17,10 @@ import pytest
 from devkit.servers import RedisServer
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached, cached_tiered
+from stratacache._engine.lease import HELD, WAIT
+from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
-from stratacache.tiers.base import Foreign
+from stratacache.tiers.base import MISS
 from tests.support import Gate, GatedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,14 +140,19 @@ def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
 
 
 def test_the_lease_lives_in_redis_and_is_released_by_its_holder(redis_client: Any) -> None:
-    tier = RedisTier(client=redis_client)
-    assert tier.acquire_lock("k:lock", "token-a", lease=5) is True
-    assert tier.acquire_lock("k:lock", "token-b", lease=5) is False
-    assert 4000 < redis_client.pttl("k:lock") <= 5000
-    assert tier.release_lock("k:lock", "token-b") is False  # not the holder
-    assert redis_client.exists("k:lock") == 1
-    assert tier.release_lock("k:lock", "token-a") is True
-    assert redis_client.exists("k:lock") == 0
+    cache = TieredCache([RedisTier(client=redis_client)], namespace="lease", lock_lease=5)
+    lease = cache._engine.lease
+    a, b = cache._engine.chain.begin(), cache._engine.chain.begin()
+    guard = lease.guard(a)
+    assert guard is not None
+    key = lock_key(cache.full_key("k"))  # a refresh lease: the same lease, next to the entry
+    assert lease.acquire(guard, key, a, b"token-a!") == HELD
+    assert lease.acquire(guard, key, b, b"token-b!") == WAIT
+    assert 4000 < redis_client.pttl(key) <= 5000
+    lease.give_up(guard, key, b, b"token-b!")  # not the holder
+    assert redis_client.exists(key) == 1
+    lease.give_up(guard, key, a, b"token-a!")
+    assert redis_client.exists(key) == 0
 
 
 def test_the_dynamodb_lease_takes_over_only_after_it_runs_out(
@@ -153,13 +160,22 @@ def test_the_dynamodb_lease_takes_over_only_after_it_runs_out(
 ) -> None:
     now = [1000.0]
     tier = DynamoDBTier(table_name, client=dynamodb_client, clock=lambda: now[0])
-    assert tier.acquire_lock("k:lock", "a", lease=5) is True
-    assert tier.acquire_lock("k:lock", "b", lease=5) is False
-    assert isinstance(tier.get("k:lock"), Foreign)  # a lease is never a value
+    cache = TieredCache([tier], namespace="lease", lock_lease=5, clock=lambda: now[0])
+    lease = cache._engine.lease
+    a, b = cache._engine.chain.begin(), cache._engine.chain.begin()
+    guard = lease.guard(a)
+    assert guard is not None
+    key = lock_key(cache.full_key("k"))
+    assert lease.acquire(guard, key, a, b"token-a!") == HELD
+    assert lease.acquire(guard, key, b, b"token-b!") == WAIT
+    assert isinstance(tier.get(key), bytes)  # a lease record, never a value:
+    assert cache.get("k") is None
     now[0] += 6
-    assert tier.acquire_lock("k:lock", "b", lease=5) is True
-    assert tier.release_lock("k:lock", "a") is False
-    assert tier.release_lock("k:lock", "b") is True
+    assert lease.acquire(guard, key, b, b"token-b!") == HELD
+    lease.give_up(guard, key, a, b"token-a!")  # no longer the holder: nothing happens
+    assert tier.get(key) is not MISS
+    lease.give_up(guard, key, b, b"token-b!")
+    assert tier.get(key) is MISS
 
 
 def test_two_environments_on_dynamodb_alone_compute_once(
@@ -185,7 +201,7 @@ def test_two_environments_on_dynamodb_alone_compute_once(
 
     def call(cache: TieredCache) -> None:
         started.wait()
-        results.append(cache.get_or_compute(cache.full_key("k"), slow, (), {}))
+        results.append(cache.get_or_compute("k", slow, (), {}))
 
     threads = [threading.Thread(target=call, args=(environment(),)) for _ in range(2)]
     for thread in threads:
@@ -283,16 +299,16 @@ def test_the_lock_is_on_by_default_with_a_shared_tier_and_can_be_turned_off(
     def memory_only() -> int:
         return 1
 
-    assert with_lock.cache.lock is True
-    assert without.cache.lock is False
-    assert memory_only.cache.lock is False
+    assert with_lock.cache._engine.lease.enabled is True
+    assert without.cache._engine.lease.enabled is False
+    assert memory_only.cache._engine.lease.enabled is False
     monkeypatch.setenv("STRATACACHE_LOCK", "0")
 
     @cached_tiered(namespace="t")
     def from_env() -> int:
         return 1
 
-    assert from_env.cache.lock is False
+    assert from_env.cache._engine.lease.enabled is False
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -313,7 +329,7 @@ def test_a_value_that_lands_between_the_read_and_the_lease_is_served_not_recompu
     gated.gate = gate
     late = TieredCache([MemoryTier(), gated], namespace="recheck", recorder=MetricsRecorder())
     early = TieredCache([MemoryTier(), RedisTier(client=redis_client)], namespace="recheck")
-    key = late.full_key("k")
+    key = "k"
 
     def ask() -> Any:
         if mode == "sync":

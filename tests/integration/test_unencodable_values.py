@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from stratacache import RedisTier, cached
+from stratacache import MemoryTier, RedisTier, cached, cached_tiered
 
 
 @pytest.mark.parametrize(
@@ -31,6 +33,41 @@ def test_unencodable_result_reaches_the_caller_uncached(
 
     assert calls == [1, 1]  # nothing was cached, so it ran twice
     assert redis_client.dbsize() == 0
-    left = [r.getMessage() for r in caplog.records if "uncached" in r.getMessage()]
-    assert len(left) == 2  # one warning line per call
-    assert all(line.startswith("stratacache left ") for line in left)
+    left = [r.getMessage() for r in caplog.records if "shared tiers" in r.getMessage()]
+    assert len(left) == 1  # one warning line per function, not per call
+    assert left[0].startswith("stratacache left ")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_l1_keeps_an_unencodable_value_and_warns_once_per_function(
+    kind: str, redis_tier: RedisTier, redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    if kind == "sync":
+
+        @cached_tiered(ttl=60, tiers=[MemoryTier(), redis_tier], namespace=f"l1-{kind}")
+        def compute(x: int) -> object:
+            calls.append(x)
+            return "lone surrogate \ud800"
+
+        call: Callable[[int], object] = compute
+    else:
+
+        @cached_tiered(ttl=60, tiers=[MemoryTier(), redis_tier], namespace=f"l1-{kind}")
+        async def acompute(x: int) -> object:
+            calls.append(x)
+            return "lone surrogate \ud800"
+
+        def run(x: int) -> object:
+            return asyncio.run(acompute(x))
+
+        call = run
+
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        for x in (1, 1, 2, 2, 3):
+            assert call(x) == "lone surrogate \ud800"
+    assert calls == [1, 2, 3]  # L1 kept each value
+    assert redis_client.dbsize() == 0  # the shared tier never took one (nor a lease)
+    left = [r.getMessage() for r in caplog.records if "shared tiers" in r.getMessage()]
+    assert len(left) == 1

@@ -190,7 +190,7 @@ def test_open_breaker_skips_the_tier_without_calling_it(caplog: pytest.LogCaptur
     tier.down = True
     with caplog.at_level(logging.WARNING, logger="stratacache"):
         for i in range(10):
-            assert cache.get_or_compute(cache.full_key(f"k{i}"), lambda i: i * 2, (i,), {}) == i * 2
+            assert cache.get_or_compute(f"k{i}", lambda i: i * 2, (i,), {}) == i * 2
     # get fails, set is held back (the tier just failed), get fails: open after 2 calls.
     assert tier.calls == 2
     assert tier.breaker is not None
@@ -207,7 +207,7 @@ def test_open_breaker_skips_the_tier_without_calling_it(caplog: pytest.LogCaptur
     clock.now += 30
     assert cache.get("k0") == 0  # L1 still has it, L2 is not asked
     assert tier.calls == 2
-    assert cache.get_or_compute(cache.full_key("fresh"), lambda: "v", (), {}) == "v"  # probe
+    assert cache.get_or_compute("fresh", lambda: "v", (), {}) == "v"  # probe
     assert tier.breaker.state == CLOSED
     cache.tiers[0].clear("")
     assert cache.get("fresh") == "v"  # written to L2 once the breaker closed
@@ -218,7 +218,7 @@ def test_a_poisoned_entry_does_not_count_against_the_tier() -> None:
     tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=Clock()))
     cache = TieredCache([tier], recorder=MetricsRecorder(interval=3600))
     tier.data[cache.full_key("k")] = b"garbage"
-    assert cache.get_or_compute(cache.full_key("k"), lambda: 5, (), {}) == 5
+    assert cache.get_or_compute("k", lambda: 5, (), {}) == 5
     assert tier.breaker is not None
     assert tier.breaker.state == CLOSED
     assert cache.get("k") == 5  # the poisoned entry was overwritten

@@ -174,7 +174,7 @@ def test_a_zlib_bomb_is_refused_without_inflating_it() -> None:
 
 def test_the_limit_is_32_mib_unless_the_cache_sets_another() -> None:
     assert Codec().max_bytes == 32 * 1024 * 1024
-    assert TieredCache([MemoryTier()], max_value_bytes=1000).codec.max_bytes == 1000
+    assert TieredCache([MemoryTier()], max_value_bytes=1000)._engine.chain.codec.max_bytes == 1000
 
 
 def test_values_over_the_limit_are_not_written() -> None:

@@ -88,7 +88,7 @@ def test_restored_copies_draw_jitter_of_their_own(snapstart: FakeSnapshotRuntime
     def quote(symbol: str) -> str:
         return symbol
 
-    policy = quote.cache.freshness
+    policy = quote.cache._engine.chain.freshness
     random.seed(2024)  # whatever state the snapshot carries into every copy
     snapshot = random.getstate()
     predicted = random.Random()
@@ -121,7 +121,7 @@ def test_after_restore_l1_is_empty_even_for_entries_the_wall_clock_keeps_alive(
         return symbol.lower()
 
     quote("AMZN")
-    l1 = quote.cache.l1
+    l1 = quote.cache._engine.chain.l1
     assert l1 is not None
     assert len(l1) == 1
     snapstart.snapshot()

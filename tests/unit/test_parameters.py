@@ -17,6 +17,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvi
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 
 from stratacache import ConfigurationError, MemoryTier
+from stratacache.envelope import Codec
+from stratacache.errors import SerializationError
 from stratacache.parameters import SharedParameters
 from tests.support import BrokenTier, FakeClock
 
@@ -50,9 +52,15 @@ def environment(provider: Any, shared: MemoryTier, **options: Any) -> SharedPara
     return SharedParameters(provider, tiers=[MemoryTier(), shared], ttl=60, **options)
 
 
+class SharedBytes(MemoryTier):
+    """A stand-in for Redis: a memory tier that is handed the envelope's bytes."""
+
+    stores_bytes = True
+
+
 @pytest.fixture
 def shared() -> MemoryTier:
-    return MemoryTier(name="L2")
+    return SharedBytes(name="L2")
 
 
 def test_a_value_is_fetched_once_for_every_environment(shared: MemoryTier) -> None:
@@ -109,11 +117,16 @@ def test_a_forged_shared_value_is_refused_and_fetched_again(
     first = environment(provider, shared, signing_key=KEY, secret=True)
     assert first.get("/app/db-password") == SECRET
     (stored_key,) = [k for k in shared.data if "params" in k]
-    shared.set(stored_key, {"value": "attacker-chosen", "sig": "0" * 64}, 60)
+    blob = shared.get(stored_key)
+    assert isinstance(blob, bytes)
+    shared.set(stored_key, blob.replace(SECRET.encode(), b"attacker-chosen-value"), 60)
+    second = environment(provider, shared, signing_key=KEY)
     with caplog.at_level(logging.WARNING, logger="stratacache"):
-        assert environment(provider, shared, signing_key=KEY).get("/app/db-password") == SECRET
+        assert second.get("/app/db-password") == SECRET
     assert len(provider.calls) == 2
-    assert "/app/db-password" in caplog.text
+    assert second._fetch.cache.stats()["L2"]["misses"] == 1  # a counted miss, and an error
+    assert second._fetch.cache.stats()["L2"]["errors"] == 1
+    assert stored_key in caplog.text
     assert "signature does not match" in caplog.text
     assert SECRET not in caplog.text
     assert "attacker-chosen" not in caplog.text
@@ -220,7 +233,7 @@ def test_importing_the_module_imports_neither_powertools_nor_boto3() -> None:
 def test_signed_values_are_what_the_tiers_hold(shared: MemoryTier) -> None:
     provider = CountingProvider({"/app/x": "1"})
     environment(provider, shared, signing_key=KEY).get("/app/x")
-    (stored,) = [shared.get(k) for k in list(shared.data)]
-    assert isinstance(stored, dict)
-    assert stored["value"] == "1"
-    assert len(stored["sig"]) == 64
+    ((stored_key, stored),) = [(k, shared.get(k)) for k in list(shared.data)]
+    assert Codec(signing_key=KEY).decode(stored_key, stored).value == "1"  # the envelope signs it
+    with pytest.raises(SerializationError, match="signature"):
+        Codec(signing_key="o" * 32).decode(stored_key, stored)

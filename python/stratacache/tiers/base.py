@@ -12,9 +12,7 @@ not by probing, whether it may ask for:
 
 - ``versioned``: conditional writes on a record's version (:class:`VersionedTier`),
   which make an invalidation stick against fills that started before it, and
-  hold a fill's lease in the entry's own key;
-- ``lock``: a separate short lock per key (:class:`LockTier`), for refreshes of
-  entries that are still being served;
+  hold the lease (a fill's in the entry's own key, a refresh's next to it);
 - ``counter``: atomic counters (:class:`CounterTier`), for namespace generations.
 
 :class:`BaseTier` gives the declarations' defaults to subclass from.
@@ -24,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -69,11 +67,25 @@ class Foreign(NamedTuple):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a tier can do beyond the core operations; all off by default."""
+    """What a tier can do beyond the core operations; all off by default.
+
+    ``lock`` is deprecated and ignored: leases (for fills and refreshes alike) need
+    only ``versioned``. It is accepted, with a ``DeprecationWarning``, for one release.
+    """
 
     versioned: bool = False
-    lock: bool = False
     counter: bool = False
+    lock: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.lock:
+            import warnings
+
+            warnings.warn(
+                "Capabilities(lock=...) is ignored: the one lease needs only versioned=True",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
 
 NO_CAPABILITIES: Final = Capabilities()
@@ -157,18 +169,6 @@ class VersionedTier(Tier, Protocol):
 
     def delete_if(self, key: str, expect: bytes) -> bool:
         """Remove the record if it is still version ``expect`` (a lease given up)."""
-        ...
-
-
-class LockTier(Tier, Protocol):
-    """A tier that can grant a short lock on a key to one token at a time."""
-
-    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
-        """``True`` when ``token`` now holds ``key`` for ``lease`` seconds."""
-        ...
-
-    def release_lock(self, key: str, token: str) -> bool:
-        """Give the lock up if ``token`` still holds it."""
         ...
 
 

@@ -46,7 +46,7 @@ from stratacache.tiers.hints import explain_failures
 DynamoDBClient: TypeAlias = Any
 """A boto3 ``dynamodb`` client (typed as ``Any`` so boto3 stays optional)."""
 
-_CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
+_CAPABILITIES = Capabilities(versioned=True, counter=True)
 VERSION_ATTRIBUTE: Final = "ver"
 TRANSACTION_LIMIT: Final = 100
 TRANSACTION_BYTES: Final = 4_000_000
@@ -502,44 +502,7 @@ class DynamoDBTier:
                 self._client = None
 
     # ------------------------------------------------------------ leases and generations
-    # Capabilities ``lock`` and ``counter``: a refresh lock (an item of its own per entry)
-    # and a counter that makes a whole namespace unreachable at once.
-
-    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
-        """Conditional put: succeeds when no lease exists or the last one ran out."""
-        now = self.clock()
-        item = self._key(key)
-        item["lease_token"] = {"S": token}
-        item[self.ttl_attribute] = {"N": str(math.ceil(now + lease))}
-        item["lease_until"] = {"N": repr(now + lease)}
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#k) OR #u < :now",
-                ExpressionAttributeNames={"#k": self.key_attribute, "#u": "lease_until"},
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
-
-    def release_lock(self, key: str, token: str) -> bool:
-        """Conditional delete: only the holder of ``token`` removes the lease."""
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=self._key(key),
-                ConditionExpression="lease_token = :t",
-                ExpressionAttributeValues={":t": {"S": token}},
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+    # Capability ``counter``: a counter that makes a whole namespace unreachable at once.
 
     def read_counter(self, key: str) -> int:
         """The counter's value, 0 when it was never bumped."""

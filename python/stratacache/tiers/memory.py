@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
-from stratacache.config import check_ttl, resolve_l1_maxsize, resolve_max_value_bytes
+from stratacache.config import Seconds, check_ttl, resolve_l1_maxsize, resolve_max_value_bytes
 from stratacache.tiers.base import MISS, NO_CAPABILITIES, Capabilities, Missing
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class MemoryTier:
     def __init__(
         self,
         maxsize: int | None = None,
-        ttl: float | None = None,
+        ttl: Seconds | None = None,
         *,
         name: str = "L1",
         timer: Callable[[], float] = time.time,

@@ -31,7 +31,7 @@ from stratacache.tiers.hints import chain, explain_failures
 from stratacache.urls import parse_redis_url
 
 logger = logging.getLogger("stratacache")
-_CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
+_CAPABILITIES = Capabilities(versioned=True, counter=True)
 REDIS_PY_NEEDED = (5, 0, 1)
 """The oldest redis-py this tier works with (``Redis.from_pool`` came in 5.0.1)."""
 _too_old_logged: set[str] = set()  # the redis-py paths already reported
@@ -39,14 +39,6 @@ DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
 # Delete the lease only when its value is still our token, atomically on the server.
-_RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
 # Compare-and-set on the record's version (bytes 5-12 of the envelope), in one round trip.
 # ARGV: blob, expect ('' nothing there, '!' not ours, '*' anything, else 8 version bytes),
 # keep in ms (0: no expiry). A write never shortens how long the record it replaces was to
@@ -400,16 +392,7 @@ class RedisTier:
                 self._client = None
 
     # ------------------------------------------------------------ leases and generations
-    # Capabilities ``lock`` and ``counter``: a refresh lock (a key of its own per entry)
-    # and a counter that makes a whole namespace unreachable at once.
-
-    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
-        """``SET key token NX PX lease``: ``True`` when this caller now holds the lease."""
-        return bool(self.client.set(self.key_prefix + key, token, nx=True, px=_millis(lease)))
-
-    def release_lock(self, key: str, token: str) -> bool:
-        """Delete the lease only if ``token`` still holds it (compare-and-delete in one script)."""
-        return bool(self.client.eval(_RELEASE_SCRIPT, 1, self.key_prefix + key, token))
+    # Capability ``counter``: a counter that makes a whole namespace unreachable at once.
 
     def read_counter(self, key: str) -> int:
         """The counter's value, 0 when it was never bumped."""

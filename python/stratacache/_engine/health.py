@@ -6,16 +6,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from stratacache._engine.guard import redact
 from stratacache.envelope import new_version
-from stratacache.slots import redact
 from stratacache.tiers.base import MISS
 
 if TYPE_CHECKING:
-    from stratacache.tiered import TieredCache
+    from stratacache._engine.chain import Chain
 
 
-def health_check(cache: TieredCache, probe_ttl: float = 60.0) -> dict[str, dict[str, Any]]:
-    """Probe every tier of ``cache`` and report each one.
+def health_check(chain: Chain, probe_ttl: float = 60.0) -> dict[str, dict[str, Any]]:
+    """Probe every tier of ``chain`` and report each one.
 
     Probes are sent even to a tier whose breaker is open, are not counted in
     the metrics, and feed the tier's breaker (a tier that answers closes it).
@@ -26,25 +26,25 @@ def health_check(cache: TieredCache, probe_ttl: float = 60.0) -> dict[str, dict[
 
     Example:
         >>> from stratacache import MemoryTier, TieredCache
-        >>> health_check(TieredCache([MemoryTier()]))["L1"]["status"]
+        >>> health_check(TieredCache([MemoryTier()])._engine.chain)["L1"]["status"]
         'ok'
     """
-    probe_key = cache.full_key(f"__health__:{uuid.uuid4().hex}")
+    probe_key = chain.layout.key(f"__health__:{uuid.uuid4().hex}")
     token = uuid.uuid4().hex
-    codec = cache.codec
+    codec = chain.codec
     report: dict[str, dict[str, Any]] = {}
-    for slot in cache.slots:
-        tier = slot.tier
+    for guard in chain.guards:
+        tier = guard.tier
         error: str | None = None
         started = time.perf_counter()
         try:
-            if slot.remote:
+            if guard.remote:
                 stored: object = codec.wrap(
                     probe_key,
                     codec.payload(token),
                     version=new_version(),
                     generation=0,
-                    expires_at=cache.clock() + probe_ttl,
+                    expires_at=chain.clock() + probe_ttl,
                     keep_until=None,
                 )
             else:
@@ -53,13 +53,13 @@ def health_check(cache: TieredCache, probe_ttl: float = 60.0) -> dict[str, dict[
             raw = tier.get(probe_key)
             if raw is MISS:
                 error = "the probe key written was not found"
-            elif (codec.decode(probe_key, raw).value if slot.remote else raw) != token:
+            elif (codec.decode(probe_key, raw).value if guard.remote else raw) != token:
                 error = "the probe key read back another value"
             tier.delete(probe_key)
         except Exception as exc:
             error = f"{type(exc).__name__}: {redact(exc)}"
         latency_ms = (time.perf_counter() - started) * 1000
-        breaker = slot.breaker
+        breaker = guard.breaker
         if breaker is not None:
             if error is None:
                 breaker.success()

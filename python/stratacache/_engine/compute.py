@@ -20,15 +20,19 @@ it replaces: write and release in one).
 from __future__ import annotations
 
 import functools
-import uuid
+import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final, NamedTuple, TypeVar
 
+from stratacache._engine.chain import Chain
+from stratacache._engine.guard import Guard, Trace, redact
+from stratacache._engine.invalidation import forget
+from stratacache._engine.lease import HELD, WAIT, Lease
+from stratacache._engine.singleflight import SingleFlight
 from stratacache.envelope import Record, new_version
-from stratacache.records import HELD, WAIT
-from stratacache.singleflight import SingleFlight
-from stratacache.slots import Call
-from stratacache.tiered import TieredCache
+from stratacache.keys import lock_key
+
+logger = logging.getLogger("stratacache")
 
 R = TypeVar("R")
 
@@ -58,142 +62,192 @@ class Flight(NamedTuple):
 
 Steps = Generator[Any, Any, Any]
 ShouldCache = Callable[[Any], bool]
-"""Whether a computed value is to be stored (dogpile's ``should_cache_fn``)."""
-
-
-def _io(fn: Callable[..., Any], *args: Any) -> Io:
-    return Io(fn, args)
+"""``should_cache(value)``: false keeps a computed value out of the tiers (it is still returned)."""
 
 
 # ---------------------------------------------------------------- the algorithm
 
 
 def get_or_compute(
-    cache: TieredCache,
+    chain: Chain,
+    lease: Lease,
     full_key: str,
-    seen: tuple[Call, Record | None] | None = None,
+    seen: tuple[Trace, Record | None] | None = None,
     should_cache: ShouldCache | None = None,
 ) -> Steps:
     """Look up; serve a hit (refreshing it if due), else compute once and store.
 
-    ``seen`` is a lookup the caller already made (its call and what it found),
+    ``seen`` is a lookup the caller already made (its trace and what it found),
     so a decorator can answer a plain hit without starting the algorithm.
-    ``should_cache(value)`` returning false keeps a computed value out of the
-    tiers; it is still returned (and a lease this call holds is given back).
+    ``should_cache(value)`` returning false keeps a computed value out of the tiers.
     """
     if seen is None:
-        call = cache.begin()
-        record = yield _io(cache.read, full_key, call)
+        trace = chain.begin()
+        record = yield Io(chain.read, (full_key, trace))
     else:
-        call, record = seen
+        trace, record = seen
     if record is not None:
-        if not cache.refresh_due(record):
+        if not refresh_due(chain, record):
             return record.value
-        return (yield from refresh_stale(cache, full_key, call, record, should_cache))
-    return (yield Flight(full_key, lambda: fill(cache, full_key, call, should_cache)))
+        return (yield from refresh_stale(chain, lease, full_key, trace, record, should_cache))
+    return (yield Flight(full_key, lambda: fill(chain, lease, full_key, trace, should_cache)))
 
 
 def fill(
-    cache: TieredCache, full_key: str, call: Call, should_cache: ShouldCache | None = None
+    chain: Chain,
+    lease: Lease,
+    full_key: str,
+    trace: Trace,
+    should_cache: ShouldCache | None = None,
 ) -> Steps:
     """A full miss: compute under the lease when one is to be had, else wait or compute."""
-    slot = cache.lease_slot(call)
-    if slot is None:
-        value, _ = yield from compute_and_store(cache, full_key, call, None, should_cache)
-        return value
+    guard = lease.guard(trace)
+    if guard is None:
+        return (yield from compute_and_store(chain, lease, full_key, trace, None, should_cache))
     token = new_version()
     held: bool | None = None  # unknown until the lease attempt answers
     try:
-        outcome = yield _io(cache.acquire, slot, full_key, call, token)
+        outcome = yield Io(lease.acquire, (guard, full_key, trace, token))
         held = outcome is HELD
         if isinstance(outcome, Record):  # a value landed just before us
             return outcome.value
         if outcome is WAIT:
-            deadline = cache.monotonic() + cache.lock_wait
+            deadline = chain.monotonic() + lease.wait
             pause = 0.005
-            while outcome is WAIT and (left := deadline - cache.monotonic()) > 0:
+            while outcome is WAIT and (left := deadline - chain.monotonic()) > 0:
                 yield Sleep(min(pause, left))
                 pause = min(pause * 2, 0.1)
-                outcome = yield _io(cache.poll, slot, full_key, call, token)
+                outcome = yield Io(lease.poll, (guard, full_key, trace, token))
                 if isinstance(outcome, Record):
                     return outcome.value
             held = outcome is HELD
             # Otherwise the wait is up, or the tier failed: compute without the lease.
-        value, stored = yield from compute_and_store(
-            cache, full_key, call, token if held else None, should_cache
-        )
-        if stored:
-            held = False  # the value's write replaced the lease (or found it gone)
+        mine = (guard, token) if held else None
+        value = yield from compute_and_store(chain, lease, full_key, trace, mine, should_cache)
+        held = False  # the value's write replaced the lease, or gave it back
         return value
     finally:
         if held is not False:  # the computation failed, or the lease attempt was cancelled
-            yield _io(cache.give_up, slot, full_key, call, token)
+            yield Io(lease.give_up, (guard, full_key, trace, token))
 
 
 def compute_and_store(
-    cache: TieredCache,
+    chain: Chain,
+    lease: Lease,
     full_key: str,
-    call: Call,
-    token: bytes | None,
+    trace: Trace,
+    mine: tuple[Guard, bytes] | None,
     should_cache: ShouldCache | None = None,
 ) -> Steps:
     """Call the function, then write its value (timed, for early refresh).
 
-    Returns ``(value, stored)``: ``stored`` is false when ``should_cache`` refused it.
+    ``mine``: the lease this trace holds in the entry's key, which the write
+    replaces (or which is given back when the value stays out of the tiers).
     """
-    started = cache.monotonic()
-    cache.recorder.origin_call()
+    started = chain.monotonic()
+    chain.recorder.origin_call()
     value = yield COMPUTE
+    delta = chain.monotonic() - started
     if should_cache is not None and not should_cache(value):
-        return value, False
-    delta = cache.monotonic() - started
-    yield _io(lambda: cache.write(full_key, value, call, delta=delta, token=token))
-    return value, True
+        if mine is not None:
+            yield Io(lease.give_up, (mine[0], full_key, trace, mine[1]))
+        return value
+    left = yield Io(
+        functools.partial(chain.write, delta=delta, lease=mine), (full_key, value, trace)
+    )
+    if left and mine is not None:
+        yield Io(lease.give_up, (mine[0], full_key, trace, mine[1]))
+    return value
+
+
+def refresh_due(chain: Chain, record: Record) -> bool:
+    """Whether a caller should recompute this entry now (stale, or chosen by XFetch)."""
+    return record.stale_at is not None and chain.freshness.refresh_due(
+        record.stale_at, record.delta, chain.clock()
+    )
 
 
 def refresh_stale(
-    cache: TieredCache,
+    chain: Chain,
+    lease: Lease,
     full_key: str,
-    call: Call,
+    trace: Trace,
     record: Record,
     should_cache: ShouldCache | None = None,
 ) -> Steps:
-    """One caller recomputes a stale (or early-refresh) entry; everyone else serves it."""
-    stale = cache.is_stale(record)
-    if not cache.flights.try_lead(full_key):
-        return cache.served(record, stale)
+    """One caller recomputes a stale (or early-refresh) entry; everyone else serves it.
+
+    Across environments the one caller is the holder of the entry's refresh
+    lease (the same lease as a fill's, in a key of its own: the entry stays
+    served meanwhile).
+    """
+    stale = record.stale_at is not None and chain.clock() >= record.stale_at
+    if not chain.flights.try_lead(full_key):
+        return served(chain, record, stale)
     try:
-        slot = cache.lock_slot(call)
-        token = uuid.uuid4().hex
-        held: bool | None = False if slot is None else None
+        guard = lease.guard(trace)
+        key = lock_key(full_key)
+        token = new_version()
+        held: object = None
         try:
-            if slot is not None:
-                held = yield _io(cache.refresh_lock, slot, full_key, call, token)
-                if held is False:  # another environment is refreshing it
-                    return cache.served(record, stale)
+            if guard is not None:
+                held = yield Io(lease.acquire, (guard, key, trace, token))
+                if held is not HELD and held is not None:  # another environment refreshes it
+                    return served(chain, record, stale)
             try:
-                value, _ = yield from compute_and_store(cache, full_key, call, None, should_cache)
-                return value
+                return (
+                    yield from compute_and_store(chain, lease, full_key, trace, None, should_cache)
+                )
             except Exception as exc:
                 if not stale:
                     raise
-                return cache.served_on_error(full_key, record, exc)
+                return served_on_error(chain, full_key, record, exc)
         finally:
-            if held is not False and slot is not None:
-                yield _io(cache.refresh_unlock, slot, full_key, call, token)
+            if held is HELD and guard is not None:
+                yield Io(lease.give_up, (guard, key, trace, token))
     finally:
-        cache.flights.release(full_key)
+        chain.flights.release(full_key)
 
 
-def refresh(cache: TieredCache, full_key: str) -> Steps:
-    """Invalidate, then recompute and write where only this call's tombstones stand.
+def served(chain: Chain, record: Record, stale: bool) -> Any:
+    """The value of an entry served instead of recomputed (counted when stale)."""
+    if stale:
+        chain.stale_served += 1
+    return record.value
+
+
+def served_on_error(chain: Chain, full_key: str, record: Record, exc: BaseException) -> Any:
+    """Stale-if-error: serve the stale entry, with one log line that names the cause."""
+    logger.warning(
+        "stratacache served a stale %s: refreshing it failed: %s: %s",
+        full_key,
+        type(exc).__name__,
+        redact(exc),
+    )
+    return served(chain, record, True)
+
+
+def refresh(chain: Chain, lease: Lease, full_key: str) -> Steps:
+    """Invalidate, then recompute and write where only this trace's tombstones stand.
 
     Older fills, and older refreshes, can no longer land; a newer invalidation or
     refresh that lands first wins over this one.
     """
-    call = yield _io(cache.reset, full_key)
-    value, _ = yield from compute_and_store(cache, full_key, call, None)
-    return value
+    trace = yield Io(reset, (chain, full_key))
+    return (yield from compute_and_store(chain, lease, full_key, trace, None))
+
+
+def reset(chain: Chain, full_key: str) -> Trace:
+    """Invalidate ``full_key`` and return a trace that has seen the tombstones it left.
+
+    A refresh is this, then a fill by that trace: its writes may replace its own
+    tombstones and nothing else, so a refresh whose value was computed before
+    another invalidation finished can never write over it.
+    """
+    trace = chain.begin()
+    forget(chain, [full_key], trace)
+    trace.epoch = chain.marks.epoch  # it began after its own mark
+    return trace
 
 
 # ---------------------------------------------------------------- drivers
@@ -285,6 +339,14 @@ async def _alead(
     sleep: Callable[[float], Awaitable[None]] | None,
 ) -> Any:
     return await arun(flight.steps(), compute, flights, offload, sleep)
+
+
+async def offload(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` in a worker thread; if the caller is cancelled meanwhile, it finishes first.
+
+    For tier I/O outside the algorithm (``@cached_many``), with the same guarantee.
+    """
+    return await _settled(Io(fn, args))  # type: ignore[no-any-return]
 
 
 async def _settled(effect: Io) -> Any:

@@ -1,0 +1,117 @@
+"""Invalidation: tombstones that refuse older fills, the namespace generation, clearing.
+
+A tombstone is a record of its own (:mod:`stratacache.envelope`), written
+unconditionally over an entry in every shared tier; a fill that began before
+it expects the version it saw, so its write fails. Memory tiers are kept
+honest by :class:`~stratacache._engine.marks.Marks` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stratacache._engine.chain import Chain
+from stratacache._engine.guard import FAILED, Trace
+from stratacache.envelope import VALUE, new_version
+from stratacache.errors import SerializationError
+from stratacache.tiers.base import ANY
+
+
+def forget(
+    chain: Chain, full_keys: Sequence[str], seen: Trace | None = None
+) -> tuple[bool, Exception | None]:
+    """Tombstones in the shared tiers, slowest first, then (marked, atomically) out of memory.
+
+    Slowest first, against the order reads go: a reader that finds a faster
+    tier's tombstone then finds the slower tiers' too, so it can never copy a
+    slower tier's old value over the tombstone it saw. Memory goes last: a
+    trace that read a shared tier before the tombstones landed began before
+    the mark, so it can no longer write what it read. ``seen`` records the
+    tombstones as what that trace observed. Returns whether some tier held a
+    live entry, and the first failure.
+    """
+    now = chain.clock()
+    removed = False
+    failure: Exception | None = None
+    for guard in reversed(chain.guards):
+        if not guard.remote:
+            continue
+        if guard.versioned is not None:
+            until = now + chain.tombstone_ttl
+            versions = {key: new_version() for key in full_keys}
+            generation = chain.generation.value
+            if seen is not None:
+                for key in full_keys:
+                    seen.seen[(guard.index, key)] = (versions[key], until, 0.0)
+            blobs = {
+                key: (
+                    chain.codec.tombstone(key, versions[key], generation, until),
+                    ANY,
+                    chain.tombstone_ttl,
+                )
+                for key in full_keys
+            }
+            if len(full_keys) == 1:
+                ((key, (blob, _, keep)),) = blobs.items()
+                got = guard.swap(key, blob, keep, ANY, None)
+                if got is not FAILED:
+                    removed = _was_live(chain, key, got[1], now) or removed
+            else:
+                got = guard.swap_many(blobs)
+        elif len(full_keys) == 1:
+            got = guard.delete(full_keys[0])
+            removed = (got is not FAILED and bool(got)) or removed
+        else:
+            got = guard.delete_many(full_keys)
+        if got is FAILED:
+            failure = failure or guard.last_error
+    for key in full_keys:
+
+        def drop(key: str = key) -> None:
+            nonlocal removed
+            for guard in chain.memory:
+                got = guard.delete(key)
+                removed = (got is not FAILED and bool(got)) or removed
+
+        chain.marks.mark(key, then=drop)
+        chain.flights.forget(key)
+    return removed, failure
+
+
+def _was_live(chain: Chain, full_key: str, raw: object, now: float) -> bool:
+    if not isinstance(raw, bytes):
+        return False
+    try:
+        record = chain.codec.decode(full_key, raw)
+    except SerializationError:
+        return False
+    return record.kind is VALUE and (record.expires_at is None or record.expires_at > now)
+
+
+def clear(chain: Chain) -> None:
+    """Remove every entry of the namespace: scans, the slowest tier first and memory last."""
+    for guard in reversed(chain.guards):  # even past an open breaker, as deletes go
+        if guard.remote:
+            guard.clear(chain.layout.prefix)
+    chain.marks.mark_all(then=chain.clear_memory)
+    chain.flights.forget()
+
+
+def invalidate_all(chain: Chain) -> None:
+    """Make every entry of the namespace unreachable at once, in every environment.
+
+    Bumps the generation in the first shared tier that keeps counters (Redis
+    ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
+    environments follow within their generation check. Without such a tier,
+    or if the bump fails, every entry is deleted instead.
+    """
+    guard = chain.counter
+    if guard is not None:
+        bumped = guard.bump_counter(chain.layout.generation_key, chain.generation.value + 1)
+        if bumped is not FAILED:
+            chain.generation.observe(int(bumped))
+            return
+    if guard is not None or chain.remote:
+        clear(chain)
+        return
+    chain.generation.observe(chain.generation.value + 1)
