@@ -148,6 +148,16 @@ class TieredCache:
         """Seconds an entry lives unless ``ttl`` says otherwise (``None``: no expiry)."""
         return self._engine.chain.default_ttl
 
+    @property
+    def freshness(self) -> Freshness:
+        """The grace period, early refresh and jitter its entries are kept with."""
+        return self._engine.chain.freshness
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock its expiry is measured on (a fake one in tests)."""
+        return self._engine.chain.clock
+
     def full_key(self, key: str) -> str:
         """``key`` as the tiers store it (see :class:`~stratacache.keys.KeyLayout`).
 

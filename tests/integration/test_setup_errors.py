@@ -17,7 +17,6 @@ from devkit.servers import RedisServer
 import stratacache
 from stratacache import MemoryTier, cached_tiered
 from stratacache.errors import ConfigurationError, SetupError
-from stratacache.health import health_check
 from stratacache.tiers import DynamoDBTier, RedisTier
 
 CALLS = 6
@@ -130,7 +129,7 @@ def test_health_check_reports_the_key_schema_expected_once(dynamodb_client: Any)
     name = table_keyed(dynamodb_client, "a sort key")
     tier = DynamoDBTier(name, client=dynamodb_client, breaker=False)
     before = _dynamodb_calls(dynamodb_client)
-    report = health_check(stratacache.TieredCache([MemoryTier(), tier]))
+    report = stratacache.TieredCache([MemoryTier(), tier]).health_check()
     assert report["L1"]["status"] == "ok"
     assert report["L3"]["status"] == "error"
     error = report["L3"]["error"]

@@ -14,7 +14,7 @@ PUBLIC = {
     # operating
     "stats", "health_check", "close",
     # read-only attributes, and the stored form of a key
-    "tiers", "namespace", "default_ttl", "full_key",
+    "tiers", "namespace", "default_ttl", "freshness", "clock", "full_key",
 }  # fmt: skip
 
 ENGINE_VERBS = {
@@ -48,7 +48,7 @@ def test_no_engine_verb_is_a_method_of_the_users_cache() -> None:
 def test_the_read_only_attributes_cannot_be_set() -> None:
     cache = TieredCache([MemoryTier()], ttl=60, namespace=("a", "b"))
     assert (cache.namespace, cache.default_ttl, len(cache.tiers)) == ("a:b", 60.0, 1)
-    for name in ("tiers", "namespace", "default_ttl"):
+    for name in ("tiers", "namespace", "default_ttl", "freshness", "clock"):
         try:
             setattr(cache, name, None)
         except AttributeError:
