@@ -424,6 +424,21 @@ class Cost:
 DEFAULT_ORIGIN_PRICE: Final = "the default placeholder: set yours with --origin-cost"
 
 
+def _reads_and_writes(
+    log: Log, summaries: dict[str, Summary]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per tier: its lookups, and its writes (origin calls plus promotions from slower tiers)."""
+    reads: dict[str, int] = {}
+    writes: dict[str, int] = {}
+    for function, summary in summaries.items():
+        chain = log.tier_names(function)
+        for position, name in enumerate(chain):
+            promoted = sum(log.tiers[(function, slower)].hits for slower in chain[position + 1 :])
+            reads[name] = reads.get(name, 0) + log.tiers[(function, name)].lookups
+            writes[name] = writes.get(name, 0) + summary.origin_calls + promoted
+    return reads, writes
+
+
 def estimate(
     log: Log,
     prices: Prices,
@@ -455,14 +470,7 @@ def estimate(
             "a month from: give the monthly volume with --monthly-requests"
         )
     scale = monthly_lookups / lookups if lookups else 0.0
-    reads: dict[str, int] = {}
-    writes: dict[str, int] = {}
-    for function, summary in summaries.items():
-        chain = log.tier_names(function)
-        for position, name in enumerate(chain):
-            promoted = sum(log.tiers[(function, slower)].hits for slower in chain[position + 1 :])
-            reads[name] = reads.get(name, 0) + log.tiers[(function, name)].lookups
-            writes[name] = writes.get(name, 0) + summary.origin_calls + promoted
+    reads, writes = _reads_and_writes(log, summaries)
     rows: list[tuple[str, float, str, float]] = []
     for name in log.tier_names():
         reads_month, writes_month = reads[name] * scale, writes[name] * scale

@@ -18,7 +18,7 @@ MEASURE = re.compile(r"\b\d+(\.\d+)?\s?(ns|us|µs|ms)\b")
 
 def skeleton(text: str) -> list[str]:
     """The output's lines, numbers and verdicts masked: what the bench prints, not how fast."""
-    lines = []
+    lines: list[str] = []
     for raw in text.splitlines():
         masked = raw.replace("NOT met", "met")
         masked = re.sub(r"[-+]?\d[\d,]*(\.\d+)?\s*(ns|us|ms|s)\b", "#t", masked)

@@ -35,7 +35,7 @@ def memory(clock: FakeClock | None = None, grace: float | None = None) -> Tiered
 
 def test_a_refused_value_is_returned_and_not_stored() -> None:
     cache = memory()
-    key = cache.full_key("k")
+    key = "k"
     origin = Origin("not an int", 7, 8)
     assert cache.get_or_compute(key, origin, should_cache=keep_ints) == "not an int"
     assert not cache.has("k")
@@ -52,7 +52,7 @@ def test_the_hook_sees_each_computed_value_once_and_never_a_hit() -> None:
         seen.append(value)
         return True
 
-    key = cache.full_key("k")
+    key = "k"
     for _ in range(3):
         cache.get_or_compute(key, Origin(1), should_cache=should_cache)
     assert seen == [1]
@@ -60,7 +60,7 @@ def test_the_hook_sees_each_computed_value_once_and_never_a_hit() -> None:
 
 def test_async_callers_get_the_same_hook() -> None:
     cache = memory()
-    key = cache.full_key("k")
+    key = "k"
     origin = Origin("no", 5)
 
     async def compute() -> object:
@@ -78,7 +78,7 @@ def test_async_callers_get_the_same_hook() -> None:
 def test_a_refused_refresh_of_a_stale_entry_leaves_the_stale_entry_in_place() -> None:
     clock = FakeClock()
     cache = memory(clock, grace=30)
-    key = cache.full_key("k")
+    key = "k"
     origin = Origin(1, "refused", 2)
     assert cache.get_or_compute(key, origin, should_cache=keep_ints) == 1
     clock.advance(61)  # stale, within grace: the finding caller refreshes it

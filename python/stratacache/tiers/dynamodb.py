@@ -171,6 +171,19 @@ def _reason(reason: Any) -> Mapping[str, Any]:
     return {"Code": code if isinstance(code, str) else "None"}
 
 
+def _table_name(given: str | None) -> str:
+    """The table's name, from the argument or ``STRATACACHE_TABLE_NAME``, checked."""
+    table = given if given is not None else env_str(ENV_TABLE_NAME)
+    if not table:
+        raise ConfigurationError(f"DynamoDBTier needs table_name=... or {ENV_TABLE_NAME}")
+    if not _TABLE_NAME.match(table):
+        setting = "table_name" if given is not None else ENV_TABLE_NAME
+        raise ConfigurationError(
+            f"{setting} must be 3-255 characters of letters, digits, '_', '-', '.', got {table!r}"
+        )
+    return table
+
+
 class DynamoDBTier:
     """A DynamoDB tier: one item per entry, ``{pk: key, v: envelope, ttl: epoch seconds}``.
 
@@ -228,16 +241,7 @@ class DynamoDBTier:
         name: str = "L3",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        table = table_name if table_name is not None else env_str(ENV_TABLE_NAME)
-        if not table:
-            raise ConfigurationError(f"DynamoDBTier needs table_name=... or {ENV_TABLE_NAME}")
-        if not _TABLE_NAME.match(table):
-            setting = "table_name" if table_name is not None else ENV_TABLE_NAME
-            raise ConfigurationError(
-                f"{setting} must be 3-255 characters of letters, digits, '_', '-', '.', "
-                f"got {table!r}"
-            )
-        self.table_name = table
+        self.table_name = _table_name(table_name)
         self.key_attribute = key_attribute or env_str(ENV_TABLE_KEY_ATTRIBUTE) or "pk"
         key_setting = "key_attribute" if key_attribute else ENV_TABLE_KEY_ATTRIBUTE
         attributes = {
@@ -750,8 +754,6 @@ explain_failures(
         "delete_many",
         "remaining_ttl",
         "clear",
-        "acquire_lock",
-        "release_lock",
         "read_counter",
         "bump_counter",
         "get_with_counter",

@@ -121,6 +121,14 @@ def _millis(ttl: float) -> int:
     return max(1, math.ceil(min(ttl, MAX_TTL) * 1000))
 
 
+def _check_cluster_url(parsed: Any, setting: str) -> None:
+    """A cluster is reached over TCP, on database 0."""
+    if parsed.scheme == "unix":
+        raise ConfigurationError(f"a Redis Cluster cannot be reached by unix:// {setting}")
+    if parsed.db:
+        raise ConfigurationError(f"a Redis Cluster has only database 0, {setting} names another")
+
+
 class RedisTier:
     """A Redis-compatible tier that stores envelopes under ``key_prefix + key``.
 
@@ -232,12 +240,7 @@ class RedisTier:
         )
         self.cluster = resolve_redis_cluster(cluster)
         if self.cluster and parsed is not None:
-            if parsed.scheme == "unix":
-                raise ConfigurationError(f"a Redis Cluster cannot be reached by unix:// {setting}")
-            if parsed.db:
-                raise ConfigurationError(
-                    f"a Redis Cluster has only database 0, {setting} names another"
-                )
+            _check_cluster_url(parsed, setting)
         self.max_value_bytes = resolve_max_value_bytes(max_value_bytes, ENV_REDIS_MAX_VALUE_BYTES)
         self.breaker = make_breaker(breaker, name)
         self._options: dict[str, Any] = dict(client_options or {})
@@ -604,8 +607,6 @@ explain_failures(
         "remaining_ttl",
         "clear",
         "ping",
-        "acquire_lock",
-        "release_lock",
         "read_counter",
         "bump_counter",
         "get_with_counter",
