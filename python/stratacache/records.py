@@ -184,6 +184,14 @@ class Records:
             record = self._accept(slot, full_key, raw, now, call)
             if record is None:
                 continue
+            if (
+                not slot.remote
+                and generation.due <= generation.clock()
+                and self.check_generation(call)
+            ):
+                # Another environment's invalidate_all(): this copy went with the old generation.
+                slot.counts.misses += 1
+                continue
             slot.counts.hits += 1
             if slot.index:
                 self._promote(full_key, slot.index, record, raw, call)
