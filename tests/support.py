@@ -566,3 +566,29 @@ class GatedDynamoDB(DynamoDBTier):
         self, key: str, blob: bytes, keep: float | None, expect: bytes | None
     ) -> tuple[bool, object | Missing]:
         return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+
+
+# ---------------------------------------------------------------- DynamoDB requests as sent
+
+
+def dynamodb_requests(client: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(operation, parameters)`` of every call ``client`` makes from now on, as sent."""
+    import copy
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, copy.deepcopy(params)))
+
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    return sent
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still false after {timeout}s: {condition}"
+        time.sleep(0.005)
