@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -18,8 +19,7 @@ from devkit.servers import RedisServer
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached, cached_tiered
 from stratacache.metrics import MetricsRecorder
-from stratacache.tiers.base import Foreign
-from tests.support import Gate, GatedRedis
+from tests.support import FakeClock, Gate, GatedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,29 +137,118 @@ def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
     # holder's lease over when the lease ran out, instead of waiting the wait out.
 
 
-def test_the_lease_lives_in_redis_and_is_released_by_its_holder(redis_client: Any) -> None:
-    tier = RedisTier(client=redis_client)
-    assert tier.acquire_lock("k:lock", "token-a", lease=5) is True
-    assert tier.acquire_lock("k:lock", "token-b", lease=5) is False
-    assert 4000 < redis_client.pttl("k:lock") <= 5000
-    assert tier.release_lock("k:lock", "token-b") is False  # not the holder
-    assert redis_client.exists("k:lock") == 1
-    assert tier.release_lock("k:lock", "token-a") is True
-    assert redis_client.exists("k:lock") == 0
+class FakeTime:
+    """A monotonic clock that moves only when the cache sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
 
 
-def test_the_dynamodb_lease_takes_over_only_after_it_runs_out(
+def hold_the_lease(cache: TieredCache, key: str, fail: bool = False) -> tuple[Any, Any]:
+    """Start ``cache.get_or_compute(key)`` in a thread whose computation waits to be released."""
+    computing, release = threading.Event(), threading.Event()
+
+    def compute() -> str:
+        computing.set()
+        assert release.wait(60)
+        if fail:
+            raise ValueError("origin down")
+        return "holder's"
+
+    def call() -> None:
+        try:
+            cache.get_or_compute(key, compute)
+        except ValueError:
+            pass
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert computing.wait(30)
+    return thread, release
+
+
+def test_the_stampede_lease_lives_on_the_entrys_own_key_in_redis_until_the_value_replaces_it(
+    redis_client: Any,
+) -> None:
+    cache = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)], namespace="lease", lock=True, lock_lease=7
+    )
+    key = cache.full_key("k")
+    thread, release = hold_the_lease(cache, key)
+    try:
+        lease = redis_client.get(key)
+        assert lease is not None
+        assert 6000 < redis_client.pttl(key) <= 7000  # lock_lease
+        assert redis_client.keys("*") == [key.encode()]  # no lock key of its own
+    finally:
+        release.set()
+        thread.join(60)
+    assert redis_client.get(key) != lease
+    other = TieredCache([RedisTier(client=redis_client)], namespace="lease")
+    assert other.get("k") == "holder's"  # the value replaced the lease
+
+
+def test_a_holder_whose_computation_fails_gives_the_stampede_lease_back(
+    redis_client: Any,
+) -> None:
+    cache = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)], namespace="lease", lock=True
+    )
+    key = cache.full_key("k")
+    thread, release = hold_the_lease(cache, key, fail=True)
+    assert redis_client.exists(key)
+    release.set()
+    thread.join(60)
+    assert not redis_client.exists(key)
+    clock = FakeTime()
+    next_caller = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)],
+        namespace="lease",
+        lock=True,
+        monotonic=clock,
+        sleep=clock.sleep,
+    )
+    assert next_caller.get_or_compute(key, lambda: "next") == "next"
+    assert clock.slept == 0  # no lease left to wait for
+
+
+def test_the_dynamodb_stampede_lease_is_taken_over_only_after_it_runs_out(
     dynamodb_client: Any, table_name: str
 ) -> None:
-    now = [1000.0]
-    tier = DynamoDBTier(table_name, client=dynamodb_client, clock=lambda: now[0])
-    assert tier.acquire_lock("k:lock", "a", lease=5) is True
-    assert tier.acquire_lock("k:lock", "b", lease=5) is False
-    assert isinstance(tier.get("k:lock"), Foreign)  # a lease is never a value
-    now[0] += 6
-    assert tier.acquire_lock("k:lock", "b", lease=5) is True
-    assert tier.release_lock("k:lock", "a") is False
-    assert tier.release_lock("k:lock", "b") is True
+    wall = FakeClock()
+
+    def environment(clock: FakeClock, time: FakeTime | None = None) -> TieredCache:
+        tier = DynamoDBTier(table_name, client=dynamodb_client, clock=clock)
+        extra: dict[str, Any] = {} if time is None else {"monotonic": time, "sleep": time.sleep}
+        return TieredCache(
+            [MemoryTier(), tier], namespace="lease", lock=True, lock_lease=10, clock=clock, **extra
+        )
+
+    holder = environment(wall)
+    key = holder.full_key("k")
+    thread, release = hold_the_lease(holder, key)
+    try:
+        lease = dynamodb_client.get_item(TableName=table_name, Key={"pk": {"S": key}})["Item"]
+        assert int(lease["ttl"]["N"]) == math.ceil(wall.now + 10)  # kept for lock_lease
+        within, waited = FakeClock(wall.now + 9), FakeTime()
+        assert environment(within, waited).get_or_compute(key, lambda: "within") == "within"
+        assert waited.slept >= 5  # the lease was live: it waited lock_wait out first
+        # Put the live lease back (the waiter wrote its value), then come after it ran out.
+        dynamodb_client.put_item(TableName=table_name, Item=lease)
+        after, taken = FakeClock(wall.now + 11), FakeTime()
+        assert environment(after, taken).get_or_compute(key, lambda: "after") == "after"
+        assert taken.slept == 0  # taken over at once
+    finally:
+        release.set()
+        thread.join(60)
 
 
 def test_two_environments_on_dynamodb_alone_compute_once(
