@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import signal
@@ -164,10 +165,8 @@ def hold_the_lease(cache: TieredCache, key: str, fail: bool = False) -> tuple[An
         return "holder's"
 
     def call() -> None:
-        try:
+        with contextlib.suppress(ValueError):
             cache.get_or_compute(key, compute)
-        except ValueError:
-            pass
 
     thread = threading.Thread(target=call)
     thread.start()
