@@ -592,3 +592,13 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"still false after {timeout}s: {condition}"
         time.sleep(0.005)
+
+
+def zlib_bomb(inflated: int) -> bytes:
+    """zlib data that inflates to ``inflated`` bytes (whole MiB) of zeros: a few hundred KiB."""
+    import zlib
+
+    packer = zlib.compressobj(9)
+    chunk = b"\0" * (1 << 20)
+    parts = [packer.compress(chunk) for _ in range(inflated >> 20)]
+    return b"".join(parts) + packer.flush()
