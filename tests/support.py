@@ -38,6 +38,21 @@ class FakeClock:
         self.now += seconds
 
 
+class FakeTime:
+    """A monotonic clock that moves only when the code under test sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
 class FakeSnapshotRuntime(ModuleType):
     """The Lambda runtime's ``snapshot_restore_py``: it records hooks and runs them when told.
 
@@ -584,7 +599,7 @@ def dynamodb_requests(client: Any) -> list[tuple[str, dict[str, Any]]]:
     return sent
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
     """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
     import time
 
@@ -602,3 +617,21 @@ def zlib_bomb(inflated: int) -> bytes:
     chunk = b"\0" * (1 << 20)
     parts = [packer.compress(chunk) for _ in range(inflated >> 20)]
     return b"".join(parts) + packer.flush()
+
+
+def all_waiting(threads: list[threading.Thread]) -> bool:
+    """Whether every one of ``threads`` is blocked in a threading wait (an Event, a Condition).
+
+    Read from the threads' current frames, so a test can release a gate once the
+    others have piled up behind it instead of sleeping and hoping they have.
+    """
+    import sys
+
+    frames = sys._current_frames()
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        if frame is None or frame.f_code.co_name != "wait":
+            return False
+        if not frame.f_code.co_filename.endswith("threading.py"):
+            return False
+    return True

@@ -20,24 +20,9 @@ from botocore.exceptions import ClientError
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
 from stratacache.keys import KeyLayout
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, dynamodb_requests, wait_until
+from tests.support import FakeClock, FakeTime, dynamodb_requests, wait_until
 
 # ---------------------------------------------------------------- the stampede lock
-
-
-class FakeTime:
-    """A monotonic clock that moves only when the cache sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept += seconds
 
 
 def test_a_waiter_whose_lock_wait_runs_out_computes_the_value_itself(redis_client: Any) -> None:

@@ -20,7 +20,7 @@ from devkit.servers import RedisServer
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache, cached, cached_tiered
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, Gate, GatedRedis
+from tests.support import FakeClock, FakeTime, Gate, GatedRedis, all_waiting, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,19 +86,12 @@ def start_workers(
     ]
 
 
-def wait_for(condition: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize(("mode", "count"), [("sync", 32), ("async", 16)])
 def test_a_herd_of_environments_computes_a_cold_key_once(
     tmp_path: Path, redis_server: RedisServer, redis_client: Any, mode: str, count: int
 ) -> None:
     workers = start_workers(tmp_path, redis_server.url, count, lock=True, mode=mode)
-    wait_for(lambda: int(redis_client.get("ready") or 0) == count)
+    wait_until(lambda: int(redis_client.get("ready") or 0) == count)
     redis_client.set("go", 1)
     outputs = [worker.communicate(timeout=60)[0].strip() for worker in workers]
     assert [worker.returncode for worker in workers] == [0] * count
@@ -111,7 +104,7 @@ def test_without_the_lock_the_herd_reaches_the_origin_many_times(
 ) -> None:
     """The control: the same herd with lock=False is what the lock prevents."""
     workers = start_workers(tmp_path, redis_server.url, 8, lock=False)
-    wait_for(lambda: int(redis_client.get("ready") or 0) == 8)
+    wait_until(lambda: int(redis_client.get("ready") or 0) == 8)
     redis_client.set("go", 1)
     for worker in workers:
         worker.communicate(timeout=60)
@@ -122,9 +115,9 @@ def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
     tmp_path: Path, redis_server: RedisServer, redis_client: Any
 ) -> None:
     (holder,) = start_workers(tmp_path, redis_server.url, 1, lock=True, lease=1.5, work=60)
-    wait_for(lambda: redis_client.exists("ready"))
+    wait_until(lambda: redis_client.exists("ready"))
     redis_client.set("go", 1)
-    wait_for(lambda: redis_client.exists("computing"))  # it holds the lease and hangs
+    wait_until(lambda: redis_client.exists("computing"))  # it holds the lease and hangs
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
 
@@ -136,21 +129,6 @@ def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
     assert int(redis_client.get("origin-calls")) == 2
     # Its lock_wait is 600 s: answering within the 60 s above means it took the dead
     # holder's lease over when the lease ran out, instead of waiting the wait out.
-
-
-class FakeTime:
-    """A monotonic clock that moves only when the cache sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept += seconds
 
 
 def hold_the_lease(cache: TieredCache, key: str, fail: bool = False) -> tuple[Any, Any]:
@@ -224,9 +202,9 @@ def test_the_dynamodb_stampede_lease_is_taken_over_only_after_it_runs_out(
 ) -> None:
     wall = FakeClock()
 
-    def environment(clock: FakeClock, time: FakeTime | None = None) -> TieredCache:
+    def environment(clock: FakeClock, waits: FakeTime | None = None) -> TieredCache:
         tier = DynamoDBTier(table_name, client=dynamodb_client, clock=clock)
-        extra: dict[str, Any] = {} if time is None else {"monotonic": time, "sleep": time.sleep}
+        extra: dict[str, Any] = {} if waits is None else {"monotonic": waits, "sleep": waits.sleep}
         return TieredCache(
             [MemoryTier(), tier], namespace="lease", lock=True, lock_lease=10, clock=clock, **extra
         )
@@ -291,15 +269,15 @@ def test_fifty_threads_share_one_computation() -> None:
     @cached(ttl=60, namespace="t")
     def load(key: str) -> str:
         calls.append(1)
-        gate.wait(5)
+        gate.wait(60)
         return key.upper()
 
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(load("x"))) for _ in range(50)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(calls) == 1, timeout=10)
-    time.sleep(0.1)  # let the other 49 pile up behind the first
+    wait_until(lambda: len(calls) == 1)
+    wait_until(lambda: all_waiting(threads))  # the other 49 wait behind the first
     gate.set()
     for thread in threads:
         thread.join()
@@ -330,7 +308,7 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
     @cached(ttl=60, namespace="t")
     def load() -> str:
         calls.append(1)
-        gate.wait(5)
+        gate.wait(60)
         raise ValueError("origin down")
 
     errors: list[str] = []
@@ -344,8 +322,8 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
     threads = [threading.Thread(target=call) for _ in range(5)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(calls) == 1, timeout=10)
-    time.sleep(0.05)
+    wait_until(lambda: len(calls) == 1)
+    wait_until(lambda: all_waiting(threads))  # the other 4 wait behind the first
     gate.set()
     for thread in threads:
         thread.join()
