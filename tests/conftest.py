@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from devkit.faults import RedisClusterServers
 from devkit.servers import MotoServer, RedisServer, create_cache_table, fake_aws_environment
 
 # boto3 must never find real credentials or a real region from the machine.
@@ -37,6 +38,13 @@ def redis_server() -> Iterator[RedisServer]:
 def moto_server() -> Iterator[MotoServer]:
     with MotoServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three primaries, started once for the session."""
+    with RedisClusterServers(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture
