@@ -24,6 +24,9 @@ from stratacache.tiers.base import Missing
 
 T = TypeVar("T")
 
+REDIS_SECRET = "s3cret-Pa55word-4f9a"
+"""The default user's password on the session's ``locked_redis`` server."""
+
 
 class FakeClock:
     """A clock that moves only when told to."""
