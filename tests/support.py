@@ -638,3 +638,21 @@ def all_waiting(threads: list[threading.Thread]) -> bool:
         if not frame.f_code.co_filename.endswith("threading.py"):
             return False
     return True
+
+
+def throttle_call(client: Any, operation: str, nth: int) -> list[int]:
+    """Make the ``nth`` call of ``operation`` on a boto3 DynamoDB client fail with a
+    ThrottlingException before it is sent; the list returned counts the calls."""
+    from botocore.exceptions import ClientError
+
+    calls = [0]
+
+    def throttle(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] == nth:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation
+            )
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", throttle)
+    return calls

@@ -11,16 +11,14 @@ import logging
 import math
 import threading
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
 from stratacache.keys import KeyLayout
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, FakeTime, dynamodb_requests, wait_until
+from tests.support import FakeClock, FakeTime, dynamodb_requests, throttle_call, wait_until
 
 # ---------------------------------------------------------------- the stampede lock
 
@@ -190,31 +188,13 @@ def test_a_dynamodb_validation_exception_fails_open(
     assert any("ValidationException" in r.getMessage() for r in caplog.records)
 
 
-@pytest.fixture
-def second_transaction_throttled(dynamodb_client: Any) -> Iterator[list[int]]:
-    calls = [0]
-
-    def throttle_the_second(**_: Any) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
-                "TransactWriteItems",
-            )
-
-    event = "before-call.dynamodb.TransactWriteItems"
-    dynamodb_client.meta.events.register(event, throttle_the_second)
-    yield calls
-    dynamodb_client.meta.events.unregister(event, throttle_the_second)
-
-
 def test_a_partly_written_dynamodb_batch_is_counted_and_logged(
     dynamodb_client: Any,
     table_name: str,
-    second_transaction_throttled: list[int],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """``set_many`` of 150 entries: the first write of 100 lands, the second is throttled."""
+    second_transaction_throttled = throttle_call(dynamodb_client, "TransactWriteItems", 2)
     l3 = DynamoDBTier(table_name, client=dynamodb_client, breaker=False)
     cache = TieredCache([MemoryTier(maxsize=1000), l3], namespace="pw", recorder=MetricsRecorder())
     items = {f"k{n}": n for n in range(150)}
