@@ -10,7 +10,7 @@ ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv test lint demo report bench layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv test lint demo report bench mutate layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
+	@echo "make mutate  mutation testing: the share of wrong versions of each module its tests catch"
 	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
 
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -61,6 +62,13 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m devkit.bench
+
+# mutmut on keys, the envelope, serialization and the breaker (tests/mutate.py lists them),
+# each against its fast tests; prints the killed share per module. MUTATE_ARGS=--survivors
+# lists the mutants that lived. Not part of `make test` (minutes); its quick mode is.
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	$(PY) -m tests.mutate $(MUTATE_ARGS)
 
 # One zip per Python runtime and architecture, built by the targets `sam build` runs; a
 # runtime without an interpreter on this machine is skipped, and said so.
