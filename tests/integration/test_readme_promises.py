@@ -18,6 +18,7 @@ import pytest
 from stratacache import DynamoDBTier, MemoryTier, RedisTier, TieredCache
 from stratacache.keys import KeyLayout
 from stratacache.metrics import MetricsRecorder
+from stratacache.tiers import Tier
 from tests.support import FakeClock, FakeTime, dynamodb_requests, throttle_call, wait_until
 
 # ---------------------------------------------------------------- the stampede lock
@@ -50,7 +51,12 @@ def test_a_waiter_whose_lock_wait_runs_out_computes_the_value_itself(redis_clien
             sleep=clock.sleep,
         )
         computed: list[int] = []
-        value = waiter.get_or_compute(key, lambda: computed.append(1) or "waiter's")
+
+        def compute() -> str:
+            computed.append(1)
+            return "waiter's"
+
+        value = waiter.get_or_compute(key, compute)
         assert value == "waiter's"
         assert computed == [1]
         assert 5.0 <= clock.slept < 5.2  # it waited lock_wait, then computed itself
@@ -158,7 +164,7 @@ def test_the_generation_check_interval_comes_from_the_environment(
     clock = FakeClock()
 
     def environment() -> TieredCache:
-        tiers = [MemoryTier(timer=clock), RedisTier(client=redis_client)]
+        tiers: list[Tier] = [MemoryTier(timer=clock), RedisTier(client=redis_client)]
         return TieredCache(tiers, namespace="check", clock=clock)
 
     here, there = environment(), environment()

@@ -91,8 +91,8 @@ def make_subject(request: pytest.FixtureRequest, name: str) -> Subject:
         item = {"pk": {"S": key}, "v": {"S": "another application's"}}
         client.put_item(TableName=table, Item=item)
 
-    tier = DynamoDBTier(table, client=client, clock=clock)
-    return Subject(name, tier, clock.advance, plant_foreign=plant)
+    dynamodb = DynamoDBTier(table, client=client, clock=clock)
+    return Subject(name, dynamodb, clock.advance, plant_foreign=plant)
 
 
 @pytest.fixture(params=TIERS)
