@@ -48,7 +48,15 @@ MODULES: tuple[Target, ...] = (
         ),
         0.9,
     ),
-    Target("keys.py", ("tests/unit/test_keys.py", "tests/unit/test_readme_promises.py"), 0.9),
+    Target(
+        "keys.py",
+        (
+            "tests/unit/test_keys.py",
+            "tests/unit/test_key_format.py",
+            "tests/unit/test_readme_promises.py",
+        ),
+        0.9,
+    ),
     Target("envelope.py", ("tests/unit/test_envelope.py",), 0.9),
     Target("serialization.py", ("tests/unit/test_serialization.py",), 0.8),
 )
@@ -93,7 +101,21 @@ def stage(target: Target, folder: Path) -> None:
     (folder / "pyproject.toml").write_text(_PYPROJECT.format(module=target.module, tests=tests))
 
 
-def mutate(target: Target, jobs: int) -> Score:
+def show(folder: Path, name: str, env: dict[str, str]) -> str:
+    """The changed lines of one mutant, indented under its name."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", name],
+        cwd=folder,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
+    changed = [line for line in shown.splitlines() if line[:2] in ("- ", "+ ")]
+    return "".join(f"\n        {line}" for line in changed)
+
+
+def mutate(target: Target, jobs: int, diffs: bool = False) -> Score:
     """Run mutmut on one module in a stage of its own; count what its tests killed."""
     with tempfile.TemporaryDirectory(prefix="mutate-") as scratch:
         folder = Path(scratch)
@@ -114,17 +136,16 @@ def mutate(target: Target, jobs: int) -> Score:
             capture_output=True,
             text=True,
         ).stdout
-    statuses: dict[str, int] = {}
-    survivors: list[str] = []
-    for line in listed.splitlines():
-        name, _, status = line.strip().rpartition(": ")
-        if not name:
-            continue
-        statuses[status] = statuses.get(status, 0) + 1
-        if status == "survived":
-            survivors.append(name)
-        if status == "no tests":
-            survivors.append(name + " (no test reaches it)")
+        statuses: dict[str, int] = {}
+        survivors: list[str] = []
+        for line in listed.splitlines():
+            name, _, status = line.strip().rpartition(": ")
+            if not name:
+                continue
+            statuses[status] = statuses.get(status, 0) + 1
+            if status in ("survived", "no tests"):
+                note = " (no test reaches it)" if status == "no tests" else ""
+                survivors.append(name + note + (show(folder, name, env) if diffs else ""))
     killed = statuses.pop("killed", 0) + statuses.pop("timeout", 0)
     # A mutant no test reaches lives as surely as one the tests let through.
     survived = statuses.pop("survived", 0) + statuses.pop("no tests", 0)
@@ -135,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first module only")
     parser.add_argument("--survivors", action="store_true", help="list the mutants that lived")
+    parser.add_argument("--diffs", action="store_true", help="with --survivors: their changes")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (2)")
     parser.add_argument("modules", nargs="*", help="modules of MODULES to run (all)")
     args = parser.parse_args(argv)
@@ -143,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = targets[:1]
     below = []
     for target in targets:
-        score = mutate(target, args.jobs)
+        score = mutate(target, args.jobs, diffs=args.diffs)
         other = ", ".join(f"{n} {s}" for s, n in sorted(score.other.items()))
         print(
             f"{score.module:<20} {score.share:6.1%} killed ({score.killed} of {score.total})"
