@@ -11,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
+import json
+import re
 import uuid
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
-from stratacache import KeyBuildError
-from stratacache.keys import MAX_DEPTH, KeyLayout, canonical, digest
+from stratacache import ConfigurationError, KeyBuildError, cached
+from stratacache.keys import MAX_DEPTH, KeyLayout, KeyMaker, canonical, digest, function_id
 
 
 class Color(enum.Enum):
@@ -113,3 +116,154 @@ def test_nesting_up_to_the_limit_is_keyed() -> None:
     for _ in range(MAX_DEPTH - 1):  # MAX_DEPTH lists in all
         deep = [deep]
     assert canonical(deep) == "l[" * MAX_DEPTH + "]" * MAX_DEPTH
+
+
+# ---------------------------------------------------------------- function identity
+
+
+def scaled_by(factor: object) -> Any:
+    def scale(x: int) -> object:
+        return factor * x  # type: ignore[operator]
+
+    return scale
+
+
+def closes_over(value: object) -> Any:
+    def use() -> object:
+        return value
+
+    return use
+
+
+def test_a_closure_is_named_by_a_digest_of_its_free_values() -> None:
+    expected = f"{HERE}.scaled_by.<locals>.scale@" + digest("factor=i2;")[:12]
+    assert function_id(scaled_by(2)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        (json, "value=module:json"),
+        (Row, f"value=class:{HERE}.Row"),
+        (scaled_by, f"value=function:{HERE}.scaled_by"),
+        ((1, "a"), "value=t[i1;s1:a]"),
+    ],
+)
+def test_each_kind_of_free_value_has_its_form(value: object, form: str) -> None:
+    expected = f"{HERE}.closes_over.<locals>.use@" + digest(form)[:12]
+    assert function_id(closes_over(value)) == expected
+
+
+def test_a_closure_over_a_cached_function_names_what_it_wraps() -> None:
+    def plain(x: int) -> int:
+        return x
+
+    wrapped = cached(plain)
+    assert function_id(closes_over(wrapped)) == function_id(closes_over(plain))
+
+
+def test_a_function_that_refers_to_itself_is_named_once() -> None:
+    def outer() -> Any:
+        def again(n: int) -> int:
+            return again(n - 1) if n else 0
+
+        return again
+
+    again = outer()
+    inner = f"{HERE}.test_a_function_that_refers_to_itself_is_named_once.<locals>.outer"
+    assert function_id(again) == f"{inner}.<locals>.again@" + digest("again=self")[:12]
+
+
+def test_a_closure_over_a_name_not_bound_yet_is_named() -> None:
+    def outer() -> Any:
+        def early() -> object:
+            return late
+
+        name = function_id(early)
+        late = 1
+        return name
+
+    assert outer().endswith("<locals>.early@" + digest("late=<unbound>")[:12])
+
+
+def test_a_closure_without_a_stable_form_is_refused_in_full() -> None:
+    message = (
+        f"{HERE}.scaled_by.<locals>.scale closes over 'factor', which is a object, which has "
+        "no stable key, so it has no identity that other environments would agree on; pass "
+        "namespace=... to the decorator to name its cache yourself"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        function_id(scaled_by(object()))
+    assert str(raised.value) == message
+
+
+def test_a_lambda_is_named_by_its_line() -> None:
+    here = lambda: None  # noqa: E731
+    found = re.fullmatch(rf"{re.escape(HERE)}\..*<lambda>@L(\d+)C(\d+)", function_id(here))
+    assert found is not None
+    assert int(found.group(1)) == here.__code__.co_firstlineno
+
+
+def test_what_is_not_a_python_function_is_named_by_module_and_qualified_name() -> None:
+    assert function_id(len) == "builtins.len"
+    assert function_id(functools.partial(len)) == "functools.partial"
+
+
+# ---------------------------------------------------------------- argument keys
+
+
+def fetch(region: str, ids: list[int], debug: bool = False) -> None:
+    """A function to key."""
+
+
+def test_arguments_are_keyed_by_name_in_signature_order() -> None:
+    assert KeyMaker(fetch)(("eu", [1]), {}) == digest("region=s2:euids=l[i1;]debug=F")
+    assert KeyMaker(fetch, ignore=["debug"])(("eu", [1]), {"debug": True}) == digest(
+        "region=s2:euids=l[i1;]"
+    )
+
+
+def test_a_function_without_a_signature_is_keyed_by_its_positional_and_keyword_arguments() -> None:
+    assert KeyMaker(max)((1, 2), {"key": None}) == digest("*=t[i1;i2;]**=d{s3:key=N}")
+
+
+def test_key_mistakes_are_named_in_full() -> None:
+    name = f"{HERE}.fetch"
+    with pytest.raises(KeyBuildError) as raised:
+        KeyMaker(fetch, ignore=["nope", "debug"])
+    assert str(raised.value) == f"ignore names ['nope'] that {name} does not take"
+    with pytest.raises(TypeError) as wrong:
+        KeyMaker(fetch)((), {})
+    assert str(wrong.value).startswith(f"{name}(): missing a required argument")
+    with pytest.raises(KeyBuildError) as unkeyable:
+        KeyMaker(fetch)(("eu", object()), {})
+    assert str(unkeyable.value) == (
+        f"cannot build a cache key for {name}: argument 'ids' is a object, which has no "
+        "stable key; pass key=... to the decorator, or ignore=[...] to leave it out"
+    )
+
+
+@pytest.mark.parametrize(
+    ("made", "kept"),
+    [
+        ("a" * 200, True),
+        ("a" * 201, False),
+        ("tab\there", False),
+        ("~looks-digested", False),
+        (42, False),
+    ],
+)
+def test_a_custom_key_is_used_as_it_is_only_when_short_printable_and_unmarked(
+    made: object, kept: bool
+) -> None:
+    key = KeyMaker(fetch, key=lambda *a, **k: made)(("eu", [1]), {})
+    assert key == (made if kept else "~" + digest(canonical(made)))
+
+
+def test_a_custom_key_that_cannot_be_keyed_is_named_in_full() -> None:
+    with pytest.raises(KeyBuildError) as raised:
+        KeyMaker(fetch, key=lambda *a, **k: object())(("eu", [1]), {})
+    assert str(raised.value) == (
+        f"key= of {HERE}.fetch returned a value that the value is a object, which has no "
+        "stable key; return a str or a value made of JSON types, tuples and dataclasses"
+    )
