@@ -57,7 +57,9 @@ MODULES: tuple[Target, ...] = (
         ),
         0.9,
     ),
-    Target("envelope.py", ("tests/unit/test_envelope.py",), 0.9),
+    Target(
+        "envelope.py", ("tests/unit/test_envelope.py", "tests/unit/test_envelope_format.py"), 0.9
+    ),
     Target("serialization.py", ("tests/unit/test_serialization.py",), 0.8),
 )
 
