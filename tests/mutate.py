@@ -60,7 +60,11 @@ MODULES: tuple[Target, ...] = (
     Target(
         "envelope.py", ("tests/unit/test_envelope.py", "tests/unit/test_envelope_format.py"), 0.9
     ),
-    Target("serialization.py", ("tests/unit/test_serialization.py",), 0.8),
+    Target(
+        "serialization.py",
+        ("tests/unit/test_serialization.py", "tests/unit/test_serialization_format.py"),
+        0.9,
+    ),
 )
 
 _PYPROJECT = """
