@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed-dev
 # AWS SAM CLI pins its own boto3, so it lives in a virtual environment of its own.
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-sam
+# `make demo` installs requirements/demo.txt alone, not the development environment.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-demo
 ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv test lint demo report bench mutate layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv nginx test lint docs demo report bench mutate layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -20,7 +23,9 @@ help:
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make mutate  mutation testing: the share of wrong versions of each module its tests catch"
-	@echo "sam build && sam deploy --guided   deploy the layer, cache table and example (.venv-sam/bin)"
+	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
+	@echo "cd layer && sam build && sam deploy --guided   deploy the layer stack (.venv-sam/bin)"
+	@echo "sam build && sam deploy --guided   then the cache table and example, which use it"
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +33,13 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements/dev.txt
 	# The library is used from python/ as it stands, as the layer ships it (no build step).
 	$(PY) -c 'import os, site; open(os.path.join(site.getsitepackages()[0], "stratacache-dev.pth"), "w").write(os.path.abspath("python") + "\n")'
+	touch $@
+
+$(DEMO_STAMP): requirements/demo.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -qq --disable-pip-version-check -r requirements/demo.txt
+	$(DEMO_VENV)/bin/python -c 'import os, site; open(os.path.join(site.getsitepackages()[0], "stratacache-dev.pth"), "w").write(os.path.abspath("python") + "\n")'
 	touch $@
 
 $(SAM_STAMP): requirements/sam.txt
@@ -39,8 +51,16 @@ venv: $(STAMP)
 
 sam-venv: $(SAM_STAMP)
 
+# The HTTP tests put nginx's proxy cache in front of a handler: Debian's nginx-light when
+# the machine has no nginx (CI runs as root on a clean machine).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 test: $(STAMP) $(SAM_STAMP)
+	$(MAKE) --no-print-directory nginx
 	SAM_VENV=$(SAM_VENV) $(PY) -m pytest
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
@@ -48,11 +68,15 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-demo: $(STAMP)
-	$(PY) -m devkit.demo
+# The user documentation (mkdocs.yml, docs/): a broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
-# The demo's EMF lines through `python -m stratacache.report`: text and chart under dist/.
-# The demo lasts milliseconds, so the month's volume is given rather than extrapolated.
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m devkit.demo
+
+# The demo's EMF lines through the report (`stratacache-report`): text and chart under dist/.
+# The demo lasts milliseconds, too short to extrapolate a month from: the volume is given.
 REPORT_DIR ?= dist
 report: $(STAMP)
 	mkdir -p $(REPORT_DIR)
@@ -97,11 +121,13 @@ layer-lock:
 	$(PYTHON) -m devkit.layerlock $(RUNTIMES)
 
 sam-build: $(SAM_STAMP)
+	cd layer && ../$(SAM_VENV)/bin/sam build
 	$(SAM_VENV)/bin/sam build
 
 validate: $(SAM_STAMP)
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml layer/template.yaml
 	$(SAM_VENV)/bin/sam validate --lint
+	cd layer && ../$(SAM_VENV)/bin/sam validate --lint
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam build
+	rm -rf $(VENV) $(SAM_VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist .aws-sam layer/.aws-sam build

@@ -402,14 +402,15 @@ def load_cloudformation(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
 
 @dataclass
 class Build:
-    """What ``sam build`` made (the e2e session fixture ``sam_built``)."""
+    """What ``sam build`` made of both stacks (the e2e session fixture ``sam_built``)."""
 
-    root: Path  # the build folder: one folder per resource, and the built template
+    root: Path  # the example stack's build folder: one folder per resource, and its template
     function: Path  # the example function's code, as it lands in /var/task
+    layers: Path  # the layer stack's build folder (layer/template.yaml)
 
     def layer(self, version: str) -> Path:
         """The python``version`` layer's python/ folder, as it lands in /opt/python."""
-        return self.root / ("StratacacheLayerPython" + version.replace(".", "")) / "python"
+        return self.layers / ("StratacacheLayerPython" + version.replace(".", "")) / "python"
 
 
 # ---------------------------------------------------------------- template.yaml
@@ -434,9 +435,9 @@ json.dump(transform(template, json.loads(sys.argv[2]), NoManagedPolicies()), sys
 
 
 @cache
-def _transformed(parameters: str) -> str:
+def _transformed(parameters: str, template: Path) -> str:
     result = subprocess.run(
-        [sam_tool("python"), "-c", _TRANSFORM, str(ROOT / "template.yaml"), parameters],
+        [sam_tool("python"), "-c", _TRANSFORM, str(template), parameters],
         capture_output=True,
         text=True,
         check=True,
@@ -446,9 +447,11 @@ def _transformed(parameters: str) -> str:
     return result.stdout
 
 
-def sam_transform(**parameters: str) -> dict[str, Any]:
-    """template.yaml as CloudFormation gets it after the SAM transform, for these parameters."""
-    transformed: dict[str, Any] = json.loads(_transformed(json.dumps(parameters, sort_keys=True)))
+def sam_transform(template: Path = ROOT / "template.yaml", /, **parameters: str) -> dict[str, Any]:
+    """``template`` as CloudFormation gets it after the SAM transform, for these parameters."""
+    transformed: dict[str, Any] = json.loads(
+        _transformed(json.dumps(parameters, sort_keys=True), template)
+    )
     return transformed
 
 
@@ -490,6 +493,60 @@ def cfn_resolve(node: Any, template: dict[str, Any], parameters: dict[str, str])
         raise AssertionError(f"unexpected condition {node}")
 
     return value(node)
+
+
+def template_defaults(template: dict[str, Any]) -> dict[str, str]:
+    """Each template parameter's default value, as text."""
+    return {
+        name: str(parameter["Default"])
+        for name, parameter in template.get("Parameters", {}).items()
+        if "Default" in parameter
+    }
+
+
+def cfn_sub(text: str, values: dict[str, str]) -> str:
+    """``Fn::Sub``'s one-argument form: each ``${Name}`` replaced from ``values``."""
+    import re
+
+    def one(match: re.Match[str]) -> str:
+        assert match.group(1) in values, f"${{{match.group(1)}}} has no value"
+        return values[match.group(1)]
+
+    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", one, text)
+
+
+def stream_records(endpoint: str, stream_arn: str) -> list[dict[str, Any]]:
+    """Every record of a DynamoDB stream on moto, as JSON on the wire: Lambda's event shape.
+
+    Read with a raw ``GetRecords`` request, not boto3, whose parser turns Binary
+    values into bytes: Lambda hands a function the JSON, Binary base64-encoded.
+    """
+    import boto3
+
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        target = urllib.parse.urlsplit(endpoint)
+        connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+        connection.request(
+            "POST",
+            "/",
+            body=json.dumps({"ShardIterator": iterator}),
+            headers={
+                "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
+                "dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        answer = json.loads(connection.getresponse().read())
+        connection.close()
+        for record in answer["Records"]:
+            records.append({**record, "eventSourceARN": stream_arn})  # Lambda adds it
+    return records
 
 
 # ---------------------------------------------------------------- DynamoDB items

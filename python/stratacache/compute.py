@@ -57,6 +57,8 @@ class Flight(NamedTuple):
 
 
 Steps = Generator[Any, Any, Any]
+ShouldCache = Callable[[Any], bool]
+"""Whether a computed value is to be stored (dogpile's ``should_cache_fn``)."""
 
 
 def _io(fn: Callable[..., Any], *args: Any) -> Io:
@@ -67,12 +69,17 @@ def _io(fn: Callable[..., Any], *args: Any) -> Io:
 
 
 def get_or_compute(
-    cache: TieredCache, full_key: str, seen: tuple[Call, Record | None] | None = None
+    cache: TieredCache,
+    full_key: str,
+    seen: tuple[Call, Record | None] | None = None,
+    should_cache: ShouldCache | None = None,
 ) -> Steps:
     """Look up; serve a hit (refreshing it if due), else compute once and store.
 
     ``seen`` is a lookup the caller already made (its call and what it found),
     so a decorator can answer a plain hit without starting the algorithm.
+    ``should_cache(value)`` returning false keeps a computed value out of the
+    tiers; it is still returned (and a lease this call holds is given back).
     """
     if seen is None:
         call = cache.begin()
@@ -82,15 +89,18 @@ def get_or_compute(
     if record is not None:
         if not cache.refresh_due(record):
             return record.value
-        return (yield from refresh_stale(cache, full_key, call, record))
-    return (yield Flight(full_key, lambda: fill(cache, full_key, call)))
+        return (yield from refresh_stale(cache, full_key, call, record, should_cache))
+    return (yield Flight(full_key, lambda: fill(cache, full_key, call, should_cache)))
 
 
-def fill(cache: TieredCache, full_key: str, call: Call) -> Steps:
+def fill(
+    cache: TieredCache, full_key: str, call: Call, should_cache: ShouldCache | None = None
+) -> Steps:
     """A full miss: compute under the lease when one is to be had, else wait or compute."""
     slot = cache.lease_slot(call)
     if slot is None:
-        return (yield from compute_and_store(cache, full_key, call, None))
+        value, _ = yield from compute_and_store(cache, full_key, call, None, should_cache)
+        return value
     token = new_version()
     held: bool | None = None  # unknown until the lease attempt answers
     try:
@@ -109,25 +119,45 @@ def fill(cache: TieredCache, full_key: str, call: Call) -> Steps:
                     return outcome.value
             held = outcome is HELD
             # Otherwise the wait is up, or the tier failed: compute without the lease.
-        value = yield from compute_and_store(cache, full_key, call, token if held else None)
-        held = False  # the value's write replaced the lease (or found it gone)
+        value, stored = yield from compute_and_store(
+            cache, full_key, call, token if held else None, should_cache
+        )
+        if stored:
+            held = False  # the value's write replaced the lease (or found it gone)
         return value
     finally:
         if held is not False:  # the computation failed, or the lease attempt was cancelled
             yield _io(cache.give_up, slot, full_key, call, token)
 
 
-def compute_and_store(cache: TieredCache, full_key: str, call: Call, token: bytes | None) -> Steps:
-    """Call the function, then write its value (timed, for early refresh)."""
+def compute_and_store(
+    cache: TieredCache,
+    full_key: str,
+    call: Call,
+    token: bytes | None,
+    should_cache: ShouldCache | None = None,
+) -> Steps:
+    """Call the function, then write its value (timed, for early refresh).
+
+    Returns ``(value, stored)``: ``stored`` is false when ``should_cache`` refused it.
+    """
     started = cache.monotonic()
     cache.recorder.origin_call()
     value = yield COMPUTE
+    if should_cache is not None and not should_cache(value):
+        return value, False
     delta = cache.monotonic() - started
     yield _io(lambda: cache.write(full_key, value, call, delta=delta, token=token))
-    return value
+    return value, True
 
 
-def refresh_stale(cache: TieredCache, full_key: str, call: Call, record: Record) -> Steps:
+def refresh_stale(
+    cache: TieredCache,
+    full_key: str,
+    call: Call,
+    record: Record,
+    should_cache: ShouldCache | None = None,
+) -> Steps:
     """One caller recomputes a stale (or early-refresh) entry; everyone else serves it."""
     stale = cache.is_stale(record)
     if not cache.flights.try_lead(full_key):
@@ -142,7 +172,8 @@ def refresh_stale(cache: TieredCache, full_key: str, call: Call, record: Record)
                 if held is False:  # another environment is refreshing it
                     return cache.served(record, stale)
             try:
-                return (yield from compute_and_store(cache, full_key, call, None))
+                value, _ = yield from compute_and_store(cache, full_key, call, None, should_cache)
+                return value
             except Exception as exc:
                 if not stale:
                     raise
@@ -161,7 +192,8 @@ def refresh(cache: TieredCache, full_key: str) -> Steps:
     refresh that lands first wins over this one.
     """
     call = yield _io(cache.reset, full_key)
-    return (yield from compute_and_store(cache, full_key, call, None))
+    value, _ = yield from compute_and_store(cache, full_key, call, None)
+    return value
 
 
 # ---------------------------------------------------------------- drivers

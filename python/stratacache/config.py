@@ -62,8 +62,12 @@ MAX_TTL: Final = 10 * 365 * 86_400
 Every tier can store it: the envelope's u64 epoch milliseconds, Redis ``PX`` and the
 DynamoDB ``ttl`` attribute. For an entry that never expires pass ``ttl=None``."""
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
+# One yes/no vocabulary for every variable, Powertools' own (its strtobool), matched
+# without regard to case or surrounding spaces. Unset or blank means the default (off).
+TRUE_WORDS: Final = ("1", "y", "yes", "t", "true", "on")
+FALSE_WORDS: Final = ("0", "n", "no", "f", "false", "off")
+_TRUE = frozenset(TRUE_WORDS)
+_FALSE = frozenset(FALSE_WORDS)
 
 
 def env_str(name: str) -> str | None:
@@ -72,14 +76,28 @@ def env_str(name: str) -> str | None:
     return value or None
 
 
-def env_flag(name: str) -> bool:
-    """Read a yes/no variable; an unrecognised value is a configuration error."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in _TRUE:
+def parse_flag(name: str, raw: str) -> bool:
+    """A yes/no value as Powertools reads its own: ``1/y/yes/t/true/on`` or ``0/n/no/f/false/off``.
+
+    Example:
+        >>> parse_flag("STRATACACHE_LOCK", " T "), parse_flag("STRATACACHE_LOCK", "off")
+        (True, False)
+    """
+    value = raw.strip().lower()
+    if value in _TRUE:
         return True
-    if raw in _FALSE:
+    if value in _FALSE:
         return False
-    raise ConfigurationError(f"{name} must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+    raise ConfigurationError(
+        f"{name} must be one of {'/'.join(TRUE_WORDS)} (on) or {'/'.join(FALSE_WORDS)} (off), "
+        f"got {raw!r}"
+    )
+
+
+def env_flag(name: str) -> bool:
+    """Read a yes/no variable (unset or blank: off); an unrecognised value names the variable."""
+    raw = os.environ.get(name, "")
+    return False if not raw.strip() else parse_flag(name, raw)
 
 
 def check_ttl(value: object, setting: str = "ttl") -> float | None:
@@ -155,8 +173,9 @@ def resolve_namespace(explicit: str | None) -> str:
     """The key namespace: the argument, else ``STRATACACHE_NAMESPACE``, else ``stratacache``."""
     namespace = explicit if explicit is not None else env_str(ENV_NAMESPACE) or DEFAULT_NAMESPACE
     if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
+        setting = "namespace" if explicit is not None else ENV_NAMESPACE
         raise ConfigurationError(
-            f"namespace must be a non-empty string without spaces, got {namespace!r}"
+            f"{setting} must be a non-empty string without spaces, got {namespace!r}"
         )
     return namespace
 
@@ -287,21 +306,9 @@ def resolve_region(explicit: str | None) -> str | None:
     return explicit or env_str(ENV_AWS_REGION) or env_str(ENV_AWS_DEFAULT_REGION)
 
 
-# Powertools reads its yes/no variables with distutils' strtobool; so do we, for them.
-_PT_TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})
-_PT_FALSE = frozenset({"0", "n", "no", "f", "false", "off"})
-
-
 def _powertools_flag(name: str) -> bool | None:
     raw = os.environ.get(name)
-    if raw is None:
-        return None
-    value = raw.strip().lower()
-    if value in _PT_TRUE:
-        return True
-    if value in _PT_FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false (as Powertools reads it), got {raw!r}")
+    return None if raw is None else parse_flag(name, raw)
 
 
 def powertools_metrics_disabled() -> bool:

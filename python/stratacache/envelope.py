@@ -109,15 +109,16 @@ def _seconds(ms: int) -> float | None:
 def resolve_signing_key(explicit: bytes | str | None, serializer: Serializer) -> bytes | None:
     """The key entries are signed with: the argument, the serializer's, or the environment's."""
     key: bytes | str | None = explicit
+    setting = "signing_key"
     if key is None:
         key = getattr(serializer, "signing_key", None)
     if key is None:
-        key = env_str(ENV_SIGNING_KEY)
+        key, setting = env_str(ENV_SIGNING_KEY), ENV_SIGNING_KEY
     if key is None:
         return None
     raw = key.encode() if isinstance(key, str) else bytes(key)
     if len(raw) < 16:
-        raise ConfigurationError("signing_key must be at least 16 bytes long")
+        raise ConfigurationError(f"{setting} must be at least 16 bytes long, got {len(raw)}")
     return raw
 
 

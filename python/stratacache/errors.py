@@ -19,6 +19,16 @@ class ConfigurationError(StratacacheError, ValueError):
     """
 
 
+class SetupError(ConfigurationError):
+    """A tier cannot work as its resource is set up: the message says what to fix.
+
+    A missing table, a table with another key schema, no AWS region, a TLS
+    mismatch. Unlike other configuration errors it shows up only when the tier
+    is used, so the cache treats it as a tier failure: it logs it once per
+    execution environment and carries on without the tier (fail-open).
+    """
+
+
 class KeyBuildError(StratacacheError, TypeError):
     """An argument of a cached call cannot be turned into a stable cache key."""
 

@@ -9,6 +9,15 @@ body, computed once when the response is stored and so the same in every
 execution environment. A request whose ``If-None-Match`` names that tag gets
 ``304 Not Modified`` with an empty body.
 
+A stored public answer also carries ``Vary: Authorization``: which answer a
+request gets depends on that header (RFC 9110 §12.5.5), so a shared cache in
+front (nginx, a CDN) never hands an anonymous answer to an authorized caller.
+
+Answers go through :meth:`TieredCache.get_or_compute`, the one algorithm behind
+every cached call: one handler call per cold path across environments (the
+lease), grace and stale-if-error, and writes that an invalidation refuses.
+An answer that is not to be kept goes through its ``should_cache`` hook.
+
 Event shapes understood: API Gateway REST (payload 1.0), HTTP API (2.0) and
 Lambda Function URLs (2.0). Anything else passes through untouched.
 """
@@ -24,18 +33,21 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import parse_qsl
 
 from stratacache import config
 from stratacache.errors import ConfigurationError
 from stratacache.freshness import Freshness
 from stratacache.tiered import TieredCache
-from stratacache.tiers import MISS, tiers_from_env
+from stratacache.tiers import tiers_from_env
 
 logger = logging.getLogger("stratacache")
 
-H = TypeVar("H", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+Query = Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]]
+"""A query for :meth:`HttpCache.invalidate`: ``{"a": "1"}``, ``{"a": ["1", "2"]}`` or pairs."""
 
 #: Statuses kept by default: successful or permanent answers, never an error.
 CACHEABLE_STATUSES: Final = frozenset({200, 203, 204, 300, 301, 308})
@@ -220,13 +232,40 @@ def _key_material(parts: Iterable[object]) -> str:
     return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
 
 
+class CachedHandler(Protocol, Generic[P, R]):
+    """A Lambda handler wrapped by :func:`http_cached`: call it as before, and more."""
+
+    http_cache: HttpCache
+    __wrapped__: Callable[P, R]
+    __name__: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def invalidate(
+        self,
+        event_or_path: object,
+        *,
+        query: Query = (),
+        headers: Mapping[str, str] | None = None,
+        principal: str | None = None,
+    ) -> bool:
+        """Remove a request's answer from every tier (:meth:`HttpCache.invalidate`)."""
+        ...
+
+    def refresh(self, event: object, context: object = None) -> R:
+        """Invalidate the answer to ``event``, run the handler for it and store its answer."""
+        ...
+
+
 class HttpCache:
     """Cache whole HTTP answers and derive their ``Cache-Control``, ``ETag`` and 304s.
 
     Args:
-        ttl: seconds an answer stays fresh (default ``STRATACACHE_TTL`` or 300).
+        ttl: seconds an answer stays fresh (default: the cache's ttl, else
+            ``STRATACACHE_TTL`` or 300).
         grace: seconds a stale answer is still kept: advertised as
-            ``stale-while-revalidate``, and served when refreshing it fails.
+            ``stale-while-revalidate``, and served when refreshing it fails
+            (default: the cache's grace).
         stale_if_error: ``stale-if-error`` seconds advertised (default: ``grace``).
         browser_ttl: cap on ``max-age`` (browsers), leaving ``s-maxage`` (CloudFront)
             at the remaining lifetime; e.g. ``0`` to make browsers revalidate.
@@ -238,10 +277,12 @@ class HttpCache:
             marked ``private, no-store`` unless they set ``Cache-Control``.
         statuses: response statuses that may be stored (default: no errors).
         cache: the :class:`TieredCache` to keep answers in (default: the tiers the
-            environment configures, with the ``grace`` given here).
+            environment configures, with the ``ttl`` and ``grace`` given here). Its
+            ttl and grace are the answers' own: a ``ttl`` or ``grace`` given here
+            must match them, and it may have no jitter.
         namespace: key namespace of the default cache (``STRATACACHE_NAMESPACE``).
         name: tells apart the APIs sharing a namespace; part of every key.
-        clock: epoch seconds; inject a fake one in tests, the same as the cache's.
+        clock: epoch seconds (default: the cache's clock); inject a fake one in tests.
 
     Example:
         >>> http = HttpCache(ttl=60, grace=30)
@@ -249,6 +290,8 @@ class HttpCache:
         >>> answer = http.handle(event, lambda: {"statusCode": 200, "body": "hi"})
         >>> answer["headers"]["Cache-Control"]
         'max-age=60, s-maxage=60, stale-while-revalidate=30, stale-if-error=30'
+        >>> answer["headers"]["Vary"]
+        'authorization'
     """
 
     def __init__(
@@ -264,12 +307,24 @@ class HttpCache:
         cache: TieredCache | None = None,
         namespace: str | None = None,
         name: str = "http",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        resolved = config.resolve_ttl(ttl)
-        assert resolved is not None  # resolve_ttl always has a default
-        self.ttl = resolved
-        self.grace = config.check_ttl(grace, "grace")
+        given_ttl = None if ttl is None else config.resolve_ttl(ttl)
+        given_grace = config.check_ttl(grace, "grace")
+        if cache is None:
+            resolved = given_ttl if given_ttl is not None else config.resolve_ttl(None)
+            cache = TieredCache(
+                tiers_from_env(),
+                ttl=resolved,
+                namespace=f"{config.resolve_namespace(namespace)}:http",
+                freshness=Freshness(grace=given_grace),
+                clock=clock or time.time,
+            )
+        _check_cache(cache, given_ttl, given_grace)
+        assert cache.default_ttl is not None  # _check_cache refuses a cache without one
+        self.cache = cache
+        self.ttl = cache.default_ttl
+        self.grace = cache.freshness.grace
         self.stale_if_error = (
             self.grace
             if stale_if_error is None
@@ -297,15 +352,7 @@ class HttpCache:
                 f"name must be a non-empty string without spaces, got {name!r}"
             )
         self.name = name
-        self.clock = clock
-        if cache is None:
-            cache = TieredCache(
-                tiers_from_env(),
-                ttl=self.ttl,
-                namespace=f"{config.resolve_namespace(namespace)}:http",
-                freshness=Freshness(grace=self.grace),
-            )
-        self.cache = cache
+        self.clock = clock or cache.clock
 
     def __repr__(self) -> str:
         return f"HttpCache(name={self.name!r}, ttl={self.ttl}, grace={self.grace})"
@@ -343,11 +390,12 @@ class HttpCache:
             parts.append(f"stale-if-error={math.floor(self.stale_if_error)}")
         return ", ".join(parts)
 
-    def _vary_header(self, private: bool) -> str | None:
-        names = [*self.vary, *(["authorization"] if private else [])]
-        return ", ".join(names) if names else None
+    def _vary_header(self) -> str:
+        # Authorization always: it decides between a shared, a per-caller and an
+        # uncached answer, so a shared cache must not answer one caller with another's.
+        return ", ".join([*self.vary, "authorization"])
 
-    # ------------------------------------------------------------ the algorithm
+    # ------------------------------------------------------------ answering
 
     def handle(self, event: object, produce: Callable[[], Any]) -> Any:
         """Answer ``event`` from the cache, or from ``produce()`` and store what it returns.
@@ -367,55 +415,61 @@ class HttpCache:
             return produce()
         if request.authorized and not self.cache_authorized:
             return _refuse(produce(), request.version, "private, no-store")
-        private = request.authorized
-        full_key = self.cache.full_key(self.key(request))
-        entry = self.cache.lookup_entry(full_key)
-        stale: dict[str, Any] | None = None
-        if entry is not MISS and _is_record(entry.value):
-            record: dict[str, Any] = entry.value  # type: ignore[assignment]
-            fresh_until = record["fresh_until"]
-            if entry.stale_at is not None:
-                fresh_until = min(fresh_until, entry.stale_at)
-            elif entry.expires_at is not None:
-                fresh_until = min(fresh_until, entry.expires_at)
-            left = fresh_until - self.clock()
-            if left > 0:
-                return self._answer(record, request, left, private)
-            stale = record
-        if request.method == "HEAD" and stale is None:
-            return produce()  # a HEAD answer has no body to store for GETs
-        try:
-            raw = produce()
-        except Exception as exc:
-            if stale is None:
-                raise
-            logger.warning(
-                "stratacache served a stale %s %s: the handler raised %s",
-                request.method,
-                request.path,
-                type(exc).__name__,
-            )
-            return self._answer(stale, request, 0.0, private)
+        key = self.key(request)
+        if request.method == "HEAD":  # a HEAD answer has no body to store for GETs
+            found = self.cache.get(key)
+            return self._answer(found, request) if _is_record(found) else produce()
+        mine = object()  # tells this call's own answer from one it shared with others
+        made: list[object] = []
+
+        def compute() -> object:
+            made.append(self._outcome(request, produce(), mine))
+            return made[0]
+
+        for _ in range(2):
+            try:
+                value = self.cache.get_or_compute(
+                    self.cache.full_key(key), compute, should_cache=_is_record
+                )
+            except _ServerError as error:
+                # Nothing stale to serve instead. Another request's error is not ours.
+                return error.answer if error.owner is mine else self._own(request, produce)
+            if isinstance(value, _Passed):
+                return value.answer if value.owner is mine else self._own(request, produce)
+            if _is_record(value):  # one just made has all its ttl left, to the second
+                return self._answer(value, request, self.ttl if made else None)
+            self.cache.delete(key)  # an entry of another format: replace it, once
+        return self._own(request, produce)
+
+    def _outcome(self, request: HttpRequest, raw: object, mine: object) -> object:
+        """What the algorithm gets from the handler: a record to keep, or an answer to pass.
+
+        A 5xx is raised, so that the algorithm serves a stale answer instead if it has one.
+        """
         response = _Response.parse(raw, request.version)
         if response is None:
-            return raw
-        if response.status >= 500 and stale is not None:
-            logger.warning(
-                "stratacache served a stale %s %s: the handler answered %d",
-                request.method,
-                request.path,
-                response.status,
-            )
-            return self._answer(stale, request, 0.0, private)
-        if response.status >= 400 and response.status not in self.statuses:
-            return _refuse(raw, request.version, "no-store")  # edges must not keep errors
+            return _Passed(raw, mine)
         if response.status not in self.statuses:
-            return raw
-        if not self._storable(response) or request.method == "HEAD":
-            return raw
-        record = _record(response, self.clock() + self.ttl)
-        self.cache.store(full_key, record, self.ttl)
-        return self._answer(record, request, self.ttl, private)
+            if response.status >= 500:
+                raise _ServerError(_refuse(raw, request.version, "no-store"), response.status, mine)
+            if response.status >= 400:  # edges must not keep errors
+                return _Passed(_refuse(raw, request.version, "no-store"), mine)
+            return _Passed(raw, mine)
+        if not self._storable(response):
+            return _Passed(raw, mine)
+        return _record(response, self.clock() + self.ttl)
+
+    def _own(self, request: HttpRequest, produce: Callable[[], Any]) -> Any:
+        """A request that shared a computation whose answer was not to be kept runs its own.
+
+        Such an answer may be someone's own (it sets a cookie) or an error; either
+        way it was not stored, so every request that wanted it asks the handler.
+        """
+        raw = produce()
+        response = _Response.parse(raw, request.version)
+        if response is not None and response.status >= 400 and response.status not in self.statuses:
+            return _refuse(raw, request.version, "no-store")
+        return raw
 
     def _storable(self, response: _Response) -> bool:
         """Whether an answer may be shared: no cookies set, no refusal, no per-caller Vary."""
@@ -428,18 +482,18 @@ class HttpCache:
         return not (varies & _PRIVATE_VARY)
 
     def _answer(
-        self, record: dict[str, Any], request: HttpRequest, left: float, private: bool
+        self, record: Any, request: HttpRequest, left: float | None = None
     ) -> dict[str, Any]:
         """The proxy response for a stored record: its headers, or a 304 when the tag matches."""
         headers = {k: v for k, v in record["headers"].items() if k.lower() not in _OWN_HEADERS}
         multi = record["multi"]
         if multi is not None:
             multi = {k: v for k, v in multi.items() if k.lower() not in _OWN_HEADERS}
-        headers["Cache-Control"] = self.cache_control(left, private)
+        if left is None:  # past it: a stale answer, max-age=0
+            left = record["fresh_until"] - self.clock()
+        headers["Cache-Control"] = self.cache_control(left, request.authorized)
         headers["ETag"] = record["etag"]
-        vary = self._vary_header(private)
-        if vary is not None:
-            headers["Vary"] = vary
+        headers["Vary"] = self._vary_header()
         body, encoded = record["body"], record["base64"]
         status = record["status"]
         if 200 <= status < 300 and _matches(request.headers.get("if-none-match"), record["etag"]):
@@ -456,16 +510,62 @@ class HttpCache:
         answer["isBase64Encoded"] = encoded
         return answer
 
+    # ------------------------------------------------------------ invalidation
+
+    def invalidate(
+        self,
+        event_or_path: object,
+        *,
+        query: Query = (),
+        headers: Mapping[str, str] | None = None,
+        principal: str | None = None,
+    ) -> bool:
+        """Remove the answer to a GET (or HEAD) from every tier; ``True`` when a tier held it.
+
+        ``event_or_path`` is an event as :meth:`handle` takes, or a path; with a
+        path, ``query``, ``headers`` (those named in ``vary``, and
+        ``Authorization`` for a caller's own answer) and ``principal`` select the
+        answer as a request's would. The guarantee of ``f.invalidate()`` holds: an
+        answer being computed when it runs can no longer be stored afterwards.
+
+        Example:
+            >>> http = HttpCache(ttl=60)
+            >>> _ = http.handle({"httpMethod": "GET", "path": "/a"}, lambda: {"statusCode": 200})
+            >>> http.invalidate("/a")
+            True
+        """
+        return self.cache.delete(self.key(_request(event_or_path, query, headers, principal)))
+
+    def refresh(self, event: object, produce: Callable[[], Any]) -> Any:
+        """Invalidate the answer to ``event``, then answer it as :meth:`handle` does.
+
+        The handler runs (unless another request stored a newer answer meanwhile),
+        and its answer replaces the old one in every tier.
+        """
+        self.invalidate(event)
+        return self.handle(event, produce)
+
     # ------------------------------------------------------------ fitting in
 
-    def __call__(self, handler: H) -> H:
-        """Wrap a Lambda handler ``handler(event, context)``; the wrapper carries ``http_cache``."""
+    def __call__(self, handler: Callable[P, R]) -> CachedHandler[P, R]:
+        """Wrap a Lambda handler ``handler(event, context)``.
+
+        The wrapper carries ``http_cache`` (this object), ``invalidate(event_or_path,
+        ...)`` and ``refresh(event, context=None)``.
+        """
+
+        call: Callable[..., Any] = handler  # (event, context, ...): a Lambda handler
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-            return self.handle(event, lambda: handler(event, context, *args, **kwargs))
+            return self.handle(event, lambda: call(event, context, *args, **kwargs))
+
+        def refresh(event: Any, context: Any = None) -> Any:
+            return self.refresh(event, lambda: call(event, context))
 
         wrapper.http_cache = self  # type: ignore[attr-defined]
+        wrapper.invalidate = self.invalidate  # type: ignore[attr-defined]
+        wrapper.refresh = refresh  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     def middleware(self, app: Any, next_middleware: Callable[[Any], Any]) -> Any:
@@ -481,8 +581,7 @@ class HttpCache:
 
         def produce() -> dict[str, Any]:
             response = next_middleware(app)
-            made.append(response)
-            made.append(_from_powertools(response))
+            made[:] = [response, _from_powertools(response)]
             return made[1]  # type: ignore[no-any-return]
 
         answer = self.handle(app.current_event.raw_event, produce)
@@ -496,6 +595,79 @@ class HttpCache:
             body=base64.b64decode(body) if answer["isBase64Encoded"] else body,
             headers=headers,
         )
+
+
+class _Passed:
+    """An answer that is not kept, and the request whose handler made it."""
+
+    __slots__ = ("answer", "owner")
+
+    def __init__(self, answer: object, owner: object) -> None:
+        self.answer = answer
+        self.owner = owner
+
+
+class _ServerError(Exception):
+    """A 5xx answer, raised so that the algorithm serves a stale answer instead, if any."""
+
+    def __init__(self, answer: object, status: int, owner: object) -> None:
+        super().__init__(f"the handler answered {status}")
+        self.answer = answer
+        self.owner = owner
+
+
+def _check_cache(cache: TieredCache, ttl: float | None, grace: float | None) -> None:
+    """The cache's ttl and grace are the answers': refuse settings that say otherwise."""
+    if not isinstance(cache, TieredCache):
+        raise ConfigurationError(f"cache must be a TieredCache, got {type(cache).__name__}")
+    if cache.default_ttl is None:
+        raise ConfigurationError("cache must have a ttl: Cache-Control states what is left of it")
+    if ttl is not None and ttl != cache.default_ttl:
+        raise ConfigurationError(
+            f"ttl={ttl:g} differs from the cache's ttl ({cache.default_ttl:g}), which answers"
+            " are kept for; leave ttl unset"
+        )
+    if grace is not None and grace != cache.freshness.grace:
+        raise ConfigurationError(
+            f"grace={grace:g} differs from the cache's grace ({cache.freshness.grace}),"
+            " which stale answers are kept for; leave grace unset"
+        )
+    if cache.freshness.jitter:
+        raise ConfigurationError(
+            "the cache has jitter: Cache-Control would promise more than the entry's lifetime"
+        )
+
+
+def _request(
+    event_or_path: object,
+    query: Query,
+    headers: Mapping[str, str] | None,
+    principal: str | None,
+) -> HttpRequest:
+    """The request whose answer :meth:`HttpCache.invalidate` removes."""
+    if isinstance(event_or_path, str):
+        if not event_or_path.startswith("/"):
+            raise ValueError(f"a path starts with '/', got {event_or_path!r}")
+        pairs: list[tuple[str, str]] = []
+        items = query.items() if isinstance(query, Mapping) else query
+        for name, value in items:
+            values = [value] if isinstance(value, str) else list(value)
+            pairs.extend((str(name), str(v)) for v in values)
+        return HttpRequest(
+            version="2.0",
+            method="GET",
+            path=event_or_path,
+            query=tuple(sorted(pairs)),
+            headers={str(k).lower(): str(v) for k, v in (headers or {}).items()},
+            principal=principal,
+        )
+    request = HttpRequest.from_event(event_or_path)
+    if request is None:
+        raise ValueError(
+            "expected a path or an API Gateway / Function URL event, got"
+            f" {type(event_or_path).__name__}"
+        )
+    return request
 
 
 def _from_powertools(response: Any) -> dict[str, Any]:
@@ -559,7 +731,7 @@ def _refuse(raw: Any, version: str, cache_control: str) -> Any:
 
 
 @overload
-def http_cached(handler: H, /) -> H: ...
+def http_cached(handler: Callable[P, R], /) -> CachedHandler[P, R]: ...
 
 
 @overload
@@ -576,12 +748,12 @@ def http_cached(
     statuses: Iterable[int] = CACHEABLE_STATUSES,
     cache: TieredCache | None = None,
     namespace: str | None = None,
-    clock: Callable[[], float] = time.time,
-) -> Callable[[H], H]: ...
+    clock: Callable[[], float] | None = None,
+) -> Callable[[Callable[P, R]], CachedHandler[P, R]]: ...
 
 
 def http_cached(
-    handler: H | None = None,
+    handler: Callable[P, R] | None = None,
     /,
     *,
     ttl: float | None = None,
@@ -593,12 +765,14 @@ def http_cached(
     statuses: Iterable[int] = CACHEABLE_STATUSES,
     cache: TieredCache | None = None,
     namespace: str | None = None,
-    clock: Callable[[], float] = time.time,
-) -> H | Callable[[H], H]:
+    clock: Callable[[], float] | None = None,
+) -> CachedHandler[P, R] | Callable[[Callable[P, R]], CachedHandler[P, R]]:
     """Cache a Lambda handler's HTTP answers, with ``Cache-Control``, ``ETag`` and 304s.
 
     Bare or with the arguments of :class:`HttpCache`; the handler's
-    ``module.qualname`` tells its keys apart from other handlers'.
+    ``module.qualname`` tells its keys apart from other handlers'. The handler
+    gains ``invalidate(event_or_path, ...)`` and ``refresh(event, context=None)``
+    (see :meth:`HttpCache.invalidate`).
 
     Example:
         >>> @http_cached(ttl=60, grace=30)
@@ -608,7 +782,7 @@ def http_cached(
         '"1da02013dd1b331b1424b4f6c2ea8bd7"'
     """
 
-    def decorate(func: H) -> H:
+    def decorate(func: Callable[P, R]) -> CachedHandler[P, R]:
         if not callable(func):
             raise TypeError(f"@http_cached decorates a handler, got {type(func).__name__}")
         http = HttpCache(

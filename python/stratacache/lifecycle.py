@@ -6,12 +6,14 @@ the microVM and later resumes copies of that snapshot, many at a time.
 
 - **SnapStart hooks.** When the runtime offers them (the ``snapshot_restore_py``
   module), two hooks are registered, once, when the first cache is built or
-  :func:`warm` first runs. *Before the snapshot* every remote tier closes its
-  connections, so no two restored copies share a socket. *After restore* the
+  :func:`warm` first runs. *Before the snapshot* the counts gathered so far
+  are published (into the init's log, once) and every remote tier closes its
+  connections, so no two restored copies share a socket. *After restore* each
+  copy counts from zero, cold as ``AWS_LAMBDA_INITIALIZATION_TYPE`` says, the
   ``random`` module is reseeded from ``os.urandom`` (TTL jitter then differs
   from copy to copy), every memory tier is emptied, every cache reads its
   generation on its next call, circuit breakers are closed, and the
-  connections :func:`warm` had opened are opened again.
+  connections :func:`warm` had opened are opened again, explicit chains' too.
 - **Warm start.** :func:`warm` imports the remote tiers' client libraries and
   opens their connections now, so the first request pays neither. It runs by
   itself when the first cache is built (at decoration, when the handler module
@@ -65,6 +67,8 @@ class _State:
         """Whether the runtime module was looked for (an absent one is looked for once)."""
         self.warmed = False
         """:func:`warm` ran: after a restore it runs again."""
+        self.warmed_tiers: weakref.WeakSet[Tier] = weakref.WeakSet()
+        """The tiers given to :func:`warm`, held weakly: closed and reopened with the rest."""
         self.auto = False
         """:func:`warm` has run, by itself or when called: the first cache need not run it."""
         self.counts: dict[str, metrics.TierCounts] = {}
@@ -126,24 +130,34 @@ def install() -> bool:
 
 
 def before_snapshot() -> None:
-    """Close every remote tier's connections, so that no restored copy shares a socket.
+    """Publish the init's counts, then close every remote tier's connections.
 
-    The tiers of every live cache and the environment's shared tiers close their
-    Redis connection pools and boto3 clients; each reconnects on its next use. A
-    client passed in ready-made (``RedisTier(client=...)``) is its owner's to close.
+    What the init counted (priming the cache, say) is published now, into the
+    init's log, so that no restored copy publishes it again as its own. The tiers
+    of every live cache, the environment's shared tiers and the tiers given to
+    :func:`warm` close their Redis connection pools and boto3 clients, so that no
+    restored copy shares a socket; each reconnects on its next use. A client passed
+    in ready-made (``RedisTier(client=...)``) is its owner's to close.
     """
+    for recorder in _recorders():
+        recorder.flush()  # never raises
     for tier in _tiers():
         _quietly(tier, "close before the snapshot", tier.close)
 
 
 def after_restore() -> None:
-    """Make a restored copy its own: fresh randomness, no L1, generations due, warm again.
+    """Make a restored copy its own: own counts, fresh randomness, no L1, warm again.
 
-    Reseeds ``random`` (TTL jitter) from ``os.urandom``; empties every live cache's
-    memory tiers, whose entries the snapshot carried; has each cache read its shared
-    generation on its next call; closes every circuit breaker (their clocks were the
-    snapshot's); and, when :func:`warm` ran before the snapshot, runs it again.
+    Starts the copy's metrics from zero (the init's were published before the
+    snapshot), cold as ``AWS_LAMBDA_INITIALIZATION_TYPE`` says, with a new
+    interval; reseeds ``random`` (TTL jitter) from ``os.urandom``; empties every
+    live cache's memory tiers, whose entries the snapshot carried; has each cache
+    read its shared generation on its next call; closes every circuit breaker
+    (their clocks were the snapshot's); and, when :func:`warm` ran before the
+    snapshot, runs it again, with the tiers it was given.
     """
+    for recorder in _recorders():
+        recorder.restart()
     random.seed(os.urandom(SEED_BYTES))
     for cache in _caches():
         for tier in cache.tiers:
@@ -155,7 +169,7 @@ def after_restore() -> None:
         if tier.breaker is not None:
             tier.breaker.reset()
     if _state.warmed:
-        warm()
+        warm(list(_state.warmed_tiers))
 
 
 def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
@@ -166,8 +180,10 @@ def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
     ``tiers`` (an explicit chain's, e.g. ``f.cache.tiers``). Runs by itself when
     the first cache is built in an environment initialised ahead of its requests
     (``AWS_LAMBDA_INITIALIZATION_TYPE`` ``provisioned-concurrency`` or ``snap-start``);
-    under SnapStart it runs again after restore. Never raises: a tier that does
-    not answer is logged and counted as a ``CacheError``, and is ``False`` here.
+    under SnapStart the ``tiers`` are remembered (weakly), closed before the
+    snapshot and opened again after restore with the shared ones. Never raises: a
+    tier that does not answer is logged and counted as a ``CacheError``, and is
+    ``False`` here.
 
     Returns:
         Whether each remote tier answered, by tier name.
@@ -177,9 +193,18 @@ def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
         >>> stratacache.warm()  # neither variable set: nothing to open
         {}
     """
+    given = list(tiers)
     with _state.lock:
         _state.warmed = True
         _state.auto = True  # asked for (or done): the first cache need not do it again
+        for tier in given:
+            try:
+                _state.warmed_tiers.add(tier)
+            except TypeError:  # a tier of one's own without weak references or a hash
+                logger.warning(
+                    "stratacache cannot reopen tier %s after a restore: it cannot be held weakly",
+                    getattr(tier, "name", type(tier).__name__),
+                )
     install()
     chosen: list[Tier] = []
     for kind, variable in (("redis", ENV_REDIS_URL), ("dynamodb", ENV_TABLE_NAME)):
@@ -189,7 +214,7 @@ def warm(tiers: Iterable[Tier] = ()) -> dict[str, bool]:
             chosen.append(shared_tier(kind))
         except ConfigurationError as exc:  # the message names the variable, never its value
             logger.warning("stratacache could not warm the %s tier: %s", kind, exc)
-    chosen.extend(tiers)
+    chosen.extend(given)
     answered: dict[str, bool] = {}
     for tier in _unique(chosen):
         if isinstance(tier, RedisTier | DynamoDBTier):
@@ -207,8 +232,19 @@ def _caches() -> list[TieredCache]:
 
 
 def _tiers() -> list[Tier]:
-    """The environment's shared tiers and every live cache's tiers, each once."""
-    return _unique([*shared_tiers(), *(tier for cache in _caches() for tier in cache.tiers)])
+    """The environment's shared tiers, every live cache's and ``warm()``'s tiers, each once."""
+    with _state.lock:
+        warmed = list(_state.warmed_tiers)
+    caches = (tier for cache in _caches() for tier in cache.tiers)
+    return _unique([*shared_tiers(), *caches, *warmed])
+
+
+def _recorders() -> list[metrics.MetricsRecorder]:
+    """The environment's recorder and every live cache's, each once."""
+    found = {id(metrics.recorder): metrics.recorder}
+    for cache in _caches():
+        found.setdefault(id(cache.recorder), cache.recorder)
+    return list(found.values())
 
 
 def _unique(tiers: Iterable[Tier]) -> list[Tier]:

@@ -7,12 +7,22 @@ per tier (dimension ``tier``) when a handler wrapped in
 environment's counts still reach CloudWatch. Each publication sends only what
 is new since the previous one, so nothing is counted twice.
 
+Each line is one EMF document, written whole with one write: publications
+never interleave, whichever threads publish at once. While a handler wrapped
+in :func:`log_cache_metrics` runs, the interval does not publish; its return
+does, once. A publication that cannot import Powertools keeps its counts for
+the next one (as sums per tier: memory stays bounded) and warns once.
+Under SnapStart, the lifecycle hooks publish what the init counted before the
+snapshot (:meth:`MetricsRecorder.flush`) and start every restored copy from
+zero (:meth:`MetricsRecorder.restart`).
+
 Every line carries the property ``contextReused`` (``false`` on the first
 publication of an environment that started cold, as Powertools decides cold
-starts), optionally a second dimension set with ``function_name``
-(``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a
-tier's circuit breaker opened, and a ``tier=origin`` line with
-``CacheOriginCall`` once the cache counts calls of the origin. Nothing is
+starts; only a publication that printed ends the cold start), optionally a
+second dimension set with ``function_name``
+(``STRATACACHE_METRICS_FUNCTION_NAME=1``), ``CacheBreakerOpened`` when a tier's
+circuit breaker opened, and a ``tier=origin`` line with ``CacheOriginCall``
+once the cache counts calls of the origin. Nothing is
 printed when ``STRATACACHE_METRICS_DISABLED`` or Powertools' own switches
 turn metrics off.
 """
@@ -20,12 +30,16 @@ turn metrics off.
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
+import math
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, cast, overload
 
 from stratacache.config import (
     DEFAULT_METRICS_NAMESPACE,
@@ -80,6 +94,13 @@ class Breaker(Protocol):
     opened: int
 
 
+MISSING_POWERTOOLS: Final = (
+    "stratacache: attach the Powertools layer or install aws-lambda-powertools; "
+    "cache metrics are off until then (counts are kept)"
+)
+"""The warning logged, once per environment, when Powertools cannot be imported."""
+
+
 class MetricsRecorder:
     """Collects every cache's counters and publishes what is new since the last time.
 
@@ -100,16 +121,23 @@ class MetricsRecorder:
         self.namespace = namespace
         self.clock = clock
         self.deadline = clock() + self.interval
+        """When the next lookup publishes; never while a decorated handler runs."""
         self.cold = not initialized_ahead()
-        """Nothing published yet in an environment whose first caller waited for its start."""
+        """Nothing printed yet in an environment whose first caller waited for its start."""
         self.metrics: Metrics | EphemeralMetrics | None = None
         """A user's Powertools metrics, whose namespace, service and default dimensions to use."""
         self.origin_calls = 0
         self._origin_sent = 0
         self._counters: list[TierCounts] = []
         self._breakers: weakref.WeakKeyDictionary[Breaker, int] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
+        self._held: dict[str, dict[str, int]] = {}
+        """Counts taken but not printed (no Powertools yet): sums per tier, so bounded."""
+        self._handlers = 0
+        """Handlers wrapped in :func:`log_cache_metrics` running now."""
+        self._lock = threading.Lock()  # the counts; never held while printing
+        self._publishing = threading.Lock()  # one publication at a time, its lines in order
         self._warned_disabled = False
+        self._warned_missing = False
 
     def register(self, tier_name: str) -> TierCounts:
         """New counters for one tier of one cache; their counts are published under its name."""
@@ -151,6 +179,9 @@ class MetricsRecorder:
             out[ORIGIN] = {ORIGIN_CALL: self.origin_calls - self._origin_sent}
             if consume:
                 self._origin_sent = self.origin_calls
+        _add(out, self._held)
+        if consume:
+            self._held = {}
         return out
 
     def pending(self) -> dict[str, dict[str, int]]:
@@ -164,33 +195,119 @@ class MetricsRecorder:
             self.publish()
 
     def publish(self, namespace: str | None = None) -> int:
-        """Print one EMF line per tier name with new counts; return how many. Never raises."""
+        """The interval's publication: :meth:`flush`, unless a decorated handler runs.
+
+        The caches call it on the first lookup after the interval. While a handler
+        wrapped in :func:`log_cache_metrics` runs, it prints nothing: the handler's
+        return publishes. A lookup never waits for another thread's publication
+        (nor re-enters its own, from a log handler): the next one takes its counts.
+        """
+        if self._handlers or not self._publishing.acquire(blocking=False):
+            return 0
+        try:
+            return self._publish(namespace)
+        finally:
+            self._publishing.release()
+
+    def flush(self, namespace: str | None = None) -> int:
+        """Print one EMF line per tier name with new counts; return how many. Never raises.
+
+        Lines are written whole, one write each, and one publication at a time.
+        Only a publication that printed ends the cold start.
+        """
+        with self._publishing:
+            return self._publish(namespace)
+
+    def _publish(self, namespace: str | None) -> int:
+        """:meth:`flush`'s work, with the publication lock held."""
         with self._lock:
             taken = self._deltas(consume=True)
-            self.deadline = self.clock() + self.interval
+            self.deadline = math.inf if self._handlers else self.clock() + self.interval
             context_reused = not self.cold
-            self.cold = False
         if not taken:
             return 0
         try:
             disabled, by = resolve_metrics_disabled()
             if disabled:
-                if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
-                    self._warned_disabled = True
-                    logger.warning("stratacache cache metrics are off (%s)", by)
+                self._warn_disabled(by)
                 return 0
-            return _emit(taken, namespace, context_reused, self.metrics)
+            try:
+                lines = _render(taken, namespace, context_reused, self.metrics)
+            except ImportError:
+                self._hold(taken)
+                return 0
+            _write(lines)
         except Exception:
             logger.warning("stratacache could not publish cache metrics", exc_info=True)
             return 0
+        self.cold = False
+        return len(lines)
+
+    def _warn_disabled(self, by: str | None) -> None:
+        if by is not None and by.startswith("STRATACACHE") and not self._warned_disabled:
+            self._warned_disabled = True
+            logger.warning("stratacache cache metrics are off (%s)", by)
+
+    def _hold(self, taken: dict[str, dict[str, int]]) -> None:
+        """Keep counts Powertools was not there to print; warn once per environment."""
+        with self._lock:
+            _add(self._held, taken)
+        if not self._warned_missing:
+            self._warned_missing = True
+            logger.warning(MISSING_POWERTOOLS)
+
+    def handler_started(self) -> None:
+        """A decorated handler runs: the interval waits for its return (see :meth:`publish`)."""
+        with self._lock:
+            self._handlers += 1
+            self.deadline = math.inf
+
+    def handler_returned(self, namespace: str | None = None) -> int:
+        """A decorated handler returned (or raised): publish its counts now."""
+        with self._lock:
+            self._handlers -= 1
+        return self.flush(namespace)
+
+    def restart(self) -> None:
+        """Start a restored copy from zero: new counts only, cold as its start, a new interval.
+
+        The counts of the init (published before the snapshot) are every copy's
+        past, never a copy's own; the cold start is read again from
+        ``AWS_LAMBDA_INITIALIZATION_TYPE``, as Powertools reads it.
+        """
+        with self._publishing, self._lock:
+            for counts in self._counters:
+                counts.sent = (counts.hits, counts.misses, counts.errors)
+            for breaker in list(self._breakers):
+                self._breakers[breaker] = breaker.opened
+            self._origin_sent = self.origin_calls
+            self._held = {}
+            self.cold = not initialized_ahead()
+            self.deadline = math.inf if self._handlers else self.clock() + self.interval
 
 
-def _emit(
+def _add(into: dict[str, dict[str, int]], counts: dict[str, dict[str, int]]) -> None:
+    for tier_name, values in counts.items():
+        line = into.setdefault(tier_name, {})
+        for metric, count in values.items():
+            line[metric] = line.get(metric, 0) + count
+
+
+def _write(lines: list[str]) -> None:
+    """One write per line: a line never shares a write with another document."""
+    stream = sys.stdout  # read now: the runtime (and tests) may replace it
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+def _render(
     taken: dict[str, dict[str, int]],
     namespace: str | None,
     context_reused: bool,
     user: Metrics | EphemeralMetrics | None,
-) -> int:
+) -> list[str]:
+    """The EMF documents of ``taken``, one JSON line per tier, as Powertools serializes them."""
     # Imported here: Powertools pulls in botocore, which import stratacache must not.
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -204,6 +321,7 @@ def _emit(
     defaults: dict[str, Any] = dict(user.default_dimensions) if user is not None else {}
     explicit_function = getattr(getattr(user, "provider", user), "function_name", None)
     function_name = resolve_metrics_function_name(explicit_function)
+    lines: list[str] = []
     for tier_name, values in taken.items():
         metrics = EphemeralMetrics(namespace=resolved, service=service)
         for name, value in defaults.items():
@@ -219,8 +337,10 @@ def _emit(
         for metric, count in values.items():
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=count)
         metrics.add_metadata(key=CONTEXT_REUSED, value=context_reused)
-        metrics.flush_metrics()
-    return len(taken)
+        # Serialized as Powertools' flush_metrics does, but printed by _write: print()
+        # writes the document and its newline apart, and threads glue lines together.
+        lines.append(json.dumps(metrics.serialize_metric_set(), separators=(",", ":")))
+    return lines
 
 
 recorder: Final = MetricsRecorder()
@@ -234,7 +354,7 @@ def publish_metrics(namespace: str | None = None) -> int:
         >>> publish_metrics()  # doctest: +SKIP
         2
     """
-    return recorder.publish(namespace)
+    return recorder.flush(namespace)
 
 
 def set_metrics(metrics: Metrics | EphemeralMetrics | None) -> None:
@@ -278,6 +398,10 @@ def log_cache_metrics(
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Handler decorator: publish the invocation's cache counts when the handler returns.
 
+    While the handler runs, the interval (``STRATACACHE_METRICS_INTERVAL``) does
+    not publish: the cache's lines go out once per invocation, off the lookups'
+    critical path.
+
     Composes with Powertools' ``@metrics.log_metrics`` in either order: the
     cache counts go out as their own EMF lines (dimension ``tier``) and never
     touch the application's metric set.
@@ -308,12 +432,27 @@ def log_cache_metrics(
         set_logger(logger)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            # An async handler's work happens when its coroutine is awaited, not when it is made.
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                current = recorder
+                current.handler_started()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    current.handler_returned(namespace)
+
+            return cast("Callable[P, R]", async_wrapper)
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            current = recorder  # the one whose handler count this call raised
+            current.handler_started()
             try:
                 return fn(*args, **kwargs)
             finally:
-                recorder.publish(namespace)
+                current.handler_returned(namespace)
 
         return wrapper
 

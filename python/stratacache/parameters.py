@@ -50,7 +50,7 @@ def _signing_key(explicit: bytes | str | None) -> bytes | None:
 
 def _env_decrypt() -> bool:
     """Powertools' own default for ``decrypt`` (``POWERTOOLS_PARAMETERS_SSM_DECRYPT``)."""
-    return os.environ.get(_SSM_DECRYPT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get(_SSM_DECRYPT_ENV, "").strip().lower() in config.TRUE_WORDS
 
 
 def _kind_of(provider: object) -> str:

@@ -1,23 +1,25 @@
-"""``python -m stratacache.report``: hit rates and a monthly cost estimate from EMF log lines.
+"""``stratacache-report``: hit rates and a monthly cost estimate from EMF log lines.
 
-Reads the EMF lines stratacache publishes, from files or standard input, in
-any of the shapes they come in: as printed (``make demo`` puts a step number
-before each), as CloudWatch Logs exports them (JSON with a ``message`` field,
-one event a line or ``aws logs filter-log-events``' whole ``{"events": [...]}``
-document; ``timestamp<TAB>message`` lines). Lines that are not stratacache's
-are skipped. It prints, per function (the ``function_name`` dimension, else
-the service) and tier: hits, misses, errors and hit rate; the origin calls
-saved; and the monthly cost of the tiers against calling the origin every
-time, at the request prices given. ``--png PATH`` also draws the hit rate per
-tier over time and the cost comparison (needs the ``report`` extra: matplotlib).
+Reads the EMF lines stratacache publishes, from files or standard input, one
+line at a time, in any of the shapes they come in: as printed (``make demo``
+puts a step number before each), as CloudWatch Logs exports them (JSON with a
+``message`` field, one event a line; ``aws logs filter-log-events``' answer,
+compact or indented; ``timestamp<TAB>message`` lines). Lines that are not EMF
+(text, garbage, truncated or malformed JSON, invalid UTF-8, impossible counts)
+are skipped and counted, never fatal. It prints, per function (the
+``function_name`` dimension, else the service) and tier: hits, misses, errors
+and hit rate; the origin calls saved; and the monthly cost of the tiers
+against calling the origin every time, at the request prices given. ``--png
+PATH`` also draws the report (needs the ``report`` extra: matplotlib).
 
 Example:
-    $ make demo | python -m stratacache.report --monthly-requests 10000000
+    $ make demo | stratacache-report --monthly-requests 10000000
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import re
@@ -25,17 +27,36 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
-from stratacache.metrics import BREAKER_OPENED, ERROR, HIT, MISS, ORIGIN, ORIGIN_CALL
+from stratacache.metrics import BREAKER_OPENED, ERROR, FUNCTION_NAME, HIT, MISS, ORIGIN, ORIGIN_CALL
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 HOURS_PER_MONTH: Final = 730.0
 """The month AWS prices by."""
-
-_DECODER: Final = json.JSONDecoder()
+MIN_EXTRAPOLATION_SECONDS: Final = 60.0
+"""A log shorter than this is not extrapolated to a month: ``--monthly-requests`` is needed."""
+MAX_LINE_BYTES: Final = 32 * 1024 * 1024
+"""Longer lines are skipped without being held in memory (an ``aws logs`` page is ~1 MB)."""
+MAX_SERIES: Final = 1000
+"""At most this many (function, tier) pairs are summed; lines of further pairs are counted."""
+MAX_NAME: Final = 256
+"""Longest function or tier name read; a longer one makes its line malformed."""
+MAX_COUNT: Final = 2**53
+"""Largest count a metric value may hold (a float's exact integers)."""
+MAX_VALUES: Final = 100
+"""Most values one EMF metric may carry (CloudWatch's limit)."""
+TIMELINE_BUCKETS: Final = 2048
+"""Time buckets kept per log for the chart; their width doubles to stay under it."""
+_LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time datetime holds
+_NESTING: Final = 2  # a CloudWatch event's message, which may hold another event's JSON
+_METRICS: Final = (HIT, MISS, ERROR, BREAKER_OPENED, ORIGIN_CALL)
+_SCAN: Final = json.JSONDecoder().raw_decode
+_MESSAGE_FIELD: Final = re.compile(r'"message"\s*:\s*(?=")')
+"""A line of an indented ``aws logs`` answer that holds a log event."""
 
 
 @dataclass(frozen=True)
@@ -80,14 +101,54 @@ class Counts:
 
 
 @dataclass
+class Timeline:
+    """Hits and misses per tier and time bucket, in at most ``limit`` buckets.
+
+    Buckets start a millisecond wide; whenever there are more than ``limit``,
+    their width doubles and neighbours merge, so memory stays bounded whatever
+    the log's length and the work per line stays constant (amortized).
+
+    Example:
+        >>> timeline = Timeline(limit=2)
+        >>> for second in (0, 1, 2):
+        ...     timeline.add(second, "L1", 1, 0)
+        >>> timeline.width, sorted(timeline.buckets.values())
+        (1.024, [[1, 0], [2, 0]])
+    """
+
+    width: float = 0.001
+    limit: int = TIMELINE_BUCKETS
+    buckets: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+
+    def add(self, seconds: float, tier: str, hits: int, misses: int) -> None:
+        total = self.buckets.setdefault((tier, int(seconds // self.width)), [0, 0])
+        total[0] += hits
+        total[1] += misses
+        while len(self.buckets) > self.limit:
+            self.width *= 2
+            merged: dict[tuple[str, int], list[int]] = {}
+            for (name, index), (h, m) in self.buckets.items():
+                into = merged.setdefault((name, index // 2), [0, 0])
+                into[0] += h
+                into[1] += m
+            self.buckets = merged
+
+
+@dataclass
 class Log:
-    """What the EMF lines say, summed per (function, tier)."""
+    """What the EMF lines say, summed per (function, tier), and what was skipped."""
 
     tiers: dict[tuple[str, str], Counts] = field(default_factory=dict)
     origin_calls: dict[str, int] = field(default_factory=dict)
-    points: list[tuple[float, str, int, int]] = field(default_factory=list)
-    """(epoch seconds, tier, hits, misses) of each line, for the chart."""
+    timeline: Timeline = field(default_factory=Timeline)
     lines: int = 0
+    """stratacache EMF documents read."""
+    other: int = 0
+    """EMF documents of other metrics (no ``tier`` dimension or no cache metric)."""
+    skipped: int = 0
+    """Lines holding no EMF document, or a malformed one (bad JSON, UTF-8, counts, names)."""
+    overflow: int = 0
+    """stratacache lines of (function, tier) pairs past :data:`MAX_SERIES`."""
     first: float | None = None
     last: float | None = None
 
@@ -106,85 +167,184 @@ class Log:
 
 
 def tier_order(name: str) -> tuple[int, int, str]:
-    match = re.fullmatch(r"L(\d+)", name)
+    match = re.fullmatch(r"L(\d{1,9})", name)
     return (0, int(match.group(1)), name) if match else (1, 0, name)
 
 
 # ------------------------------------------------------------------ reading
+#
+# Each line costs one pass: one search for "{", one JSON scan from there (the C scanner,
+# which gives up at its recursion limit on deep nesting), and at most _NESTING more for
+# the message of a CloudWatch event. Nothing is retried from later positions, so a
+# megabyte of garbage is read once, not once per brace.
 
 
-def documents(text: str) -> Iterator[dict[str, Any]]:
-    """Every JSON object in ``text`` that may be an EMF document, whatever wraps it."""
-    stripped = text.strip()
-    if stripped.startswith(("{", "[")):
-        try:
-            whole = json.loads(stripped)
-        except ValueError:
-            pass
-        else:  # one JSON document: an `aws logs` answer, or a list of events
-            events = whole.get("events") if isinstance(whole, dict) else whole
-            if isinstance(events, list):
-                for event in events:
-                    yield from _unwrap(event)
-                return
-    for line in text.splitlines():
-        yield from _objects_in(line)
+def read_lines(lines: Iterable[bytes | str], log: Log | None = None) -> Log:
+    """Add one input's lines to ``log`` (a new one by default) and return it.
 
-
-def _objects_in(line: str) -> Iterator[dict[str, Any]]:
-    start = line.find("{")
-    while start != -1:
-        try:
-            found, end = _DECODER.raw_decode(line, start)
-        except ValueError:
-            start = line.find("{", start + 1)
+    Example:
+        >>> line = ('{"_aws": {"Timestamp": 0}, "tier": "L1", "service": "quotes",'
+        ...         ' "CacheHit": [3.0], "CacheMiss": [1.0]}')
+        >>> log = read_lines([line, "Infinity", '{"_aws": null, "tier": "L1"}'])
+        >>> log.tiers[("quotes", "L1")].hits, log.lines, log.skipped
+        (3, 1, 2)
+    """
+    log = Log() if log is None else log
+    indented: bool | None = None
+    for raw in lines:
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                log.skipped += 1
+                continue
+        else:
+            text = raw
+        text = text.strip()
+        if not text:
             continue
-        yield from _unwrap(found)
-        start = line.find("{", end)
-
-
-def _unwrap(found: object) -> Iterator[dict[str, Any]]:
-    if not isinstance(found, dict):
-        return
-    if "_aws" in found:
-        yield found
-    elif isinstance(found.get("message"), str):  # a CloudWatch Logs event
-        yield from _objects_in(found["message"])
-
-
-def _total(raw: object) -> float:
-    if isinstance(raw, list):
-        return float(sum(v for v in raw if isinstance(v, int | float)))
-    return float(raw) if isinstance(raw, int | float) else 0.0
-
-
-def read(docs: Iterable[dict[str, Any]]) -> Log:
-    """Sum the cache counts of stratacache's EMF documents; other documents are skipped."""
-    log = Log()
-    for doc in docs:
-        tier = doc.get("tier")
-        if not isinstance(tier, str) or not any(m in doc for m in (HIT, MISS, ERROR, ORIGIN_CALL)):
+        if indented is None:  # an indented JSON document: only its "message" lines are events
+            text = text.lstrip("\ufeff")  # a byte order mark, as some editors save files
+            indented = text in ("{", "[")
+        if indented and not _MESSAGE_FIELD.match(text):
             continue
-        function = str(doc.get("function_name") or doc.get("service") or "-")
-        log.lines += 1
-        stamp = doc.get("_aws", {}).get("Timestamp")
-        seconds = stamp / 1000 if isinstance(stamp, int | float) else None
-        if seconds is not None:
-            log.first = seconds if log.first is None else min(log.first, seconds)
-            log.last = seconds if log.last is None else max(log.last, seconds)
-        if tier == ORIGIN:
-            calls = int(_total(doc.get(ORIGIN_CALL)))
-            log.origin_calls[function] = log.origin_calls.get(function, 0) + calls
-            continue
-        counts = log.tiers.setdefault((function, tier), Counts())
-        hits, misses = int(_total(doc.get(HIT))), int(_total(doc.get(MISS)))
-        counts.hits += hits
-        counts.misses += misses
-        counts.errors += int(_total(doc.get(ERROR)))
-        counts.breaker_opened += int(_total(doc.get(BREAKER_OPENED)))
-        if seconds is not None:
-            log.points.append((seconds, tier, hits, misses))
+        documents = _documents_on(text, 0)
+        if not documents:
+            log.skipped += 1
+        for document in documents:
+            _add(log, document)
     return log
+
+
+def read_text(text: str) -> Log:
+    """:func:`read_lines` over a string's lines."""
+    return read_lines(text.splitlines())
+
+
+def stream_lines(stream: BinaryIO, log: Log) -> Iterator[bytes]:
+    """``stream``'s lines; one over :data:`MAX_LINE_BYTES` is counted skipped and never held."""
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) <= MAX_LINE_BYTES:
+            yield line
+            continue
+        log.skipped += 1
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(1 << 20)
+
+
+def _documents_on(text: str, depth: int) -> list[dict[str, Any]]:
+    """The EMF candidates on one line (stripped): at most one JSON value is scanned."""
+    match = _MESSAGE_FIELD.match(text)
+    if match:  # `"message": "...",` of an indented aws logs answer
+        message = _scan(text, match.end())
+        if isinstance(message, str) and depth < _NESTING:
+            return _documents_on(message.strip(), depth + 1)
+        return []
+    start = 0 if text.startswith("[") else text.find("{")
+    return [] if start < 0 else _unwrap(_scan(text, start), depth)
+
+
+def _scan(text: str, start: int) -> object:
+    try:
+        return _SCAN(text, start)[0]
+    except (ValueError, RecursionError):  # not JSON, truncated, or nested past the limit
+        return None
+
+
+def _unwrap(found: object, depth: int) -> list[dict[str, Any]]:
+    if isinstance(found, dict):
+        if "_aws" in found:
+            return [found]
+        events = found.get("events")  # an aws logs answer on one line
+        if not isinstance(events, list):
+            return _message_of(found, depth)
+    elif isinstance(found, list):  # a list of events
+        events = found
+    else:
+        return []
+    documents: list[dict[str, Any]] = []
+    for event in events:
+        if isinstance(event, dict):
+            documents += [event] if "_aws" in event else _message_of(event, depth)
+    return documents
+
+
+def _message_of(event: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+    message = event.get("message")
+    if isinstance(message, str) and depth < _NESTING:
+        return _documents_on(message.strip(), depth + 1)
+    return []
+
+
+def _is_count(value: object) -> bool:
+    return (
+        type(value) in (int, float) and 0 <= value <= MAX_COUNT  # type: ignore[operator]
+    )  # NaN compares false; Infinity and 1e400 are past MAX_COUNT; True is not a count
+
+
+def _count(raw: object) -> int | None:
+    """An EMF metric's total, 0 when absent, ``None`` when it is not a count."""
+    if raw is None:
+        return 0
+    values = raw if isinstance(raw, list) and len(raw) <= MAX_VALUES else [raw]
+    if all(_is_count(value) for value in values):
+        return int(sum(values))
+    return None
+
+
+def _counts(doc: dict[str, Any]) -> list[int] | None:
+    """Hits, misses, errors, breaker openings and origin calls; ``None`` if one is not a count."""
+    counts = []
+    for metric in _METRICS:
+        count = _count(doc.get(metric))
+        if count is None:
+            return None
+        counts.append(count)
+    return counts
+
+
+def _name(value: object) -> str | None:
+    """A dimension value fit to print: a short printable string, else ``None``."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable():
+        return value
+    return None
+
+
+def _add(log: Log, doc: dict[str, Any]) -> None:
+    """Count one EMF document: stratacache's, another's, or malformed (skipped)."""
+    meta = doc.get("_aws")
+    stamp = meta.get("Timestamp") if isinstance(meta, dict) else None
+    if not (type(stamp) in (int, float) and 0 <= stamp <= _LAST_MS):  # type: ignore[operator]
+        log.skipped += 1  # EMF requires _aws.Timestamp, in epoch milliseconds
+        return
+    if "tier" not in doc or not any(metric in doc for metric in _METRICS):
+        log.other += 1
+        return
+    tier = _name(doc["tier"])
+    raw_function = doc.get(FUNCTION_NAME) or doc.get("service") or "-"
+    function = _name(raw_function)
+    counts = _counts(doc)
+    if tier is None or function is None or counts is None:
+        log.skipped += 1
+        return
+    hits, misses, errors, opened, calls = counts
+    known = function in log.origin_calls if tier == ORIGIN else (function, tier) in log.tiers
+    if not known and len(log.tiers) + len(log.origin_calls) >= MAX_SERIES:
+        log.overflow += 1
+        return
+    log.lines += 1
+    seconds = stamp / 1000  # type: ignore[operator]
+    log.first = seconds if log.first is None else min(log.first, seconds)
+    log.last = seconds if log.last is None else max(log.last, seconds)
+    if tier == ORIGIN:
+        log.origin_calls[function] = log.origin_calls.get(function, 0) + calls
+        return
+    summed = log.tiers.setdefault((function, tier), Counts())
+    summed.hits += hits
+    summed.misses += misses
+    summed.errors += errors
+    summed.breaker_opened += opened
+    log.timeline.add(seconds, tier, hits, misses)
 
 
 # ------------------------------------------------------------------ arithmetic
@@ -217,6 +377,37 @@ def _pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def duration(seconds: float) -> str:
+    """``seconds`` in the unit a person reads it in.
+
+    Example:
+        >>> duration(0.011), duration(90), duration(7200), duration(3 * 86400)
+        ('11 ms', '1.5 min', '2.0 h', '3.0 days')
+    """
+    if seconds < 1:
+        return f"{seconds * 1000:,.0f} ms"
+    if seconds < 60:
+        return f"{seconds:,.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:,.1f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 86400:,.1f} days"
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+def time_range(log: Log) -> str:
+    """The log's first and last timestamps, in UTC, and its span."""
+    if log.first is None or log.last is None:
+        return "no timestamps"
+    start, end = _utc(log.first), _utc(log.last)
+    until = end.strftime("%H:%M:%S" if start.date() == end.date() else "%Y-%m-%d %H:%M:%S")
+    return f"{start:%Y-%m-%d %H:%M:%S} to {until} UTC ({duration(log.span)})"
+
+
 @dataclass(frozen=True)
 class Cost:
     """A monthly estimate: (item, quantity, unit, USD) rows, the total, and without a cache."""
@@ -226,6 +417,11 @@ class Cost:
     rows: list[tuple[str, float, str, float]]
     with_cache: float
     origin_only: float
+    origin_price: str = ""
+    """Where the price of an origin call comes from, as the report states it."""
+
+
+DEFAULT_ORIGIN_PRICE: Final = "the default placeholder: set yours with --origin-cost"
 
 
 def estimate(
@@ -234,24 +430,30 @@ def estimate(
     monthly_lookups: float | None = None,
     redis_tier: str = "L2",
     dynamodb_tier: str = "L3",
+    origin_price: str = DEFAULT_ORIGIN_PRICE,
 ) -> Cost:
     """The month's cost of the tiers and the remaining origin calls, against the origin alone.
 
     Per function, reads of a tier are its hits and misses; writes are the
     function's origin calls plus the hits of its slower tiers (promotions).
     Lease locks, generation reads and DynamoDB storage are left out. Without
-    ``monthly_lookups`` the log's volume is extrapolated from its time span.
+    ``monthly_lookups`` the log's volume is extrapolated from its time span,
+    which must be at least :data:`MIN_EXTRAPOLATION_SECONDS` (``ValueError``
+    otherwise: a month guessed from milliseconds would be fiction).
     """
     summaries = {function: summarize(log, function) for function in log.functions()}
     lookups = sum(s.lookups for s in summaries.values())
     origin_calls = sum(s.origin_calls for s in summaries.values())
     if monthly_lookups is not None:
         how = "given"
-    elif log.span > 0:
+    elif log.span >= MIN_EXTRAPOLATION_SECONDS:
         monthly_lookups = lookups * HOURS_PER_MONTH * 3600 / log.span
-        how = f"extrapolated from {lookups:,} in {log.span:,.3f} s of log"
+        how = f"extrapolated from {lookups:,} in {duration(log.span)} of log"
     else:
-        raise ValueError("the log spans no time: give the monthly volume (--monthly-requests)")
+        raise ValueError(
+            f"the log spans {duration(log.span)}, under a minute, too short to extrapolate "
+            "a month from: give the monthly volume with --monthly-requests"
+        )
     scale = monthly_lookups / lookups if lookups else 0.0
     reads: dict[str, int] = {}
     writes: dict[str, int] = {}
@@ -291,10 +493,28 @@ def estimate(
         rows=rows,
         with_cache=sum(row[3] for row in rows),
         origin_only=monthly_lookups * prices.origin_call,
+        origin_price=f"{prices.origin_call:g} USD a call, {origin_price}",
     )
 
 
-# ------------------------------------------------------------------ output
+# ------------------------------------------------------------------ text
+
+
+def _lines(count: int, what: str = "line") -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+
+def skipped_note(log: Log) -> str:
+    """What was not counted, in words; empty when every line was stratacache's."""
+    parts = []
+    if log.skipped:
+        verb = "is" if log.skipped == 1 else "are"
+        parts.append(f"skipped {_lines(log.skipped)} that {verb} not EMF")
+    if log.other:
+        parts.append(f"{_lines(log.other, 'EMF line')} of other metrics")
+    if log.overflow:
+        parts.append(f"{_lines(log.overflow)} past the first {MAX_SERIES:,} function/tier pairs")
+    return "; ".join(parts)
 
 
 def render(log: Log, cost: Cost | None) -> str:
@@ -302,8 +522,12 @@ def render(log: Log, cost: Cost | None) -> str:
     functions = log.functions()
     width = max([len("function"), *(len(f) for f in functions)])
     out = [
-        f"stratacache report: {log.lines} EMF lines, {len(functions)} function(s), "
-        f"{log.span:,.3f} s",
+        f"stratacache report: {log.lines:,} EMF lines, {len(functions)} function(s), "
+        f"{time_range(log)}",
+    ]
+    if note := skipped_note(log):
+        out.append(note)
+    out += [
         "",
         f"{'function':<{width}}  {'tier':<6} {'hits':>8} {'misses':>8} {'errors':>7} "
         f"{'hit rate':>8}",
@@ -348,8 +572,18 @@ def render(log: Log, cost: Cost | None) -> str:
             f"{'origin every time':<26} {cost.monthly_lookups:>15,.0f} {'':<4} "
             f"{cost.origin_only:>12,.2f}",
             f"{'saving':<26} {_pct(saving, cost.origin_only):>15} {'':<4} {saving:>12,.2f}",
+            f"origin calls priced at {cost.origin_price}",
         ]
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ chart
+
+MIN_TIMELINE_SECONDS: Final = 60.0
+"""A log shorter than this gets no hit-rate-over-time panel: its buckets would be noise."""
+MAX_BARS: Final = 12
+"""Most (function, tier) bars drawn; the busiest are shown and the title says so."""
+INSTALL_HINT: Final = "--png needs matplotlib: pip install 'stratacache[report]'"
 
 
 def hit_rate_series(log: Log, buckets: int = 20) -> dict[str, tuple[list[float], list[float]]]:
@@ -357,9 +591,11 @@ def hit_rate_series(log: Log, buckets: int = 20) -> dict[str, tuple[list[float],
     if log.first is None:
         return {}
     width = log.span / buckets if log.span > 0 else 1.0
+    step = log.timeline.width
     sums: dict[tuple[str, int], list[int]] = {}
-    for seconds, tier, hits, misses in log.points:
-        slot = min(int((seconds - log.first) / width), buckets - 1)
+    for (tier, index), (hits, misses) in log.timeline.buckets.items():
+        middle = (index + 0.5) * step - log.first
+        slot = min(max(int(middle / width), 0), buckets - 1)
         total = sums.setdefault((tier, slot), [0, 0])
         total[0] += hits
         total[1] += misses
@@ -372,97 +608,197 @@ def hit_rate_series(log: Log, buckets: int = 20) -> dict[str, tuple[list[float],
     return dict(sorted(series.items(), key=lambda item: tier_order(item[0])))
 
 
-def chart(log: Log, cost: Cost | None) -> Figure:
-    """A matplotlib figure: hit rate per tier over time, and the monthly cost comparison."""
+def chart(log: Log, cost: Cost | None, source: str = "", note: str = "") -> Figure:
+    """A matplotlib figure: hit rate per tier, over time (logs of a minute or more), and cost.
+
+    ``source`` names the input in the title; ``note`` says why there is no cost
+    estimate when ``cost`` is ``None``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on Lambda or CI
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.2))
-    left, right = figure.subplots(1, 2)
-    for tier, (xs, ys) in hit_rate_series(log).items():
-        left.plot(xs, ys, marker="o", label=tier)
-    left.set_title("Hit rate per tier")
-    left.set_xlabel("seconds since the first line")
-    left.set_ylabel("hit rate (%)")
-    left.set_ylim(-5, 105)
-    left.legend()
-    if cost is not None:
-        bottom = 0.0
-        for item, _, _, usd in cost.rows:
-            right.bar("with the cache", usd, bottom=bottom, label=item)
-            bottom += usd
-        right.bar("origin every time", cost.origin_only, color="grey", label="origin every time")
-        right.set_title(f"Monthly cost, {cost.monthly_lookups:,.0f} lookups")
-        right.set_ylabel("USD per month")
-        right.legend(fontsize="small")
-    else:
-        right.set_axis_off()
-    figure.tight_layout()
+    series = hit_rate_series(log) if log.span >= MIN_TIMELINE_SECONDS else {}
+    figure = Figure(figsize=(16 if series else 12, 5.6), layout="constrained")
+    axes = list(
+        figure.subplots(1, 3 if series else 2, width_ratios=[1, 1, 1.3][-3 if series else -2 :])
+    )
+    title = f"stratacache report: {source or 'EMF lines'}, {time_range(log)}"
+    if skipped := skipped_note(log):
+        title += f"\n{skipped}"
+    figure.suptitle(title)
+    _tier_panel(axes[0], log)
+    if series:
+        _timeline_panel(axes[1], log, series)
+    elif log.span < MIN_TIMELINE_SECONDS:
+        axes[0].set_xlabel(
+            f"no hit rate over time: the log spans {duration(log.span)}, under a minute"
+        )
+    _cost_panel(axes[-1], log, cost, note)
     return figure
 
 
-def draw(log: Log, cost: Cost | None, path: Path) -> None:
+def _colours(log: Log) -> dict[str, str]:
+    """One colour per tier name, the same in every panel."""
+    return {name: f"C{index % 10}" for index, name in enumerate(log.tier_names())}
+
+
+def _tier_panel(ax: Axes, log: Log) -> None:
+    pairs = sorted(log.tiers, key=lambda pair: -log.tiers[pair].lookups)[:MAX_BARS]
+    pairs.sort(key=lambda pair: (pair[0], tier_order(pair[1])))
+    functions = {function for function, _ in log.tiers}
+    labels = [tier if len(functions) == 1 else f"{function}\n{tier}" for function, tier in pairs]
+    counts = [log.tiers[pair] for pair in pairs]
+    rates = [100 * c.hits / c.lookups if c.lookups else 0.0 for c in counts]
+    colours = _colours(log)
+    bars = ax.bar(labels, rates, color=[colours[tier] for _, tier in pairs])
+    ax.bar_label(
+        bars,
+        labels=[
+            f"{rate:.1f}%\n{c.hits:,} of {c.lookups:,}"
+            for rate, c in zip(rates, counts, strict=True)
+        ],
+        padding=2,
+    )
+    ax.set_ylim(0, 118)
+    ax.set_ylabel("hits / (hits + misses), %")
+    shown = "" if len(pairs) == len(log.tiers) else f" (busiest {len(pairs)} of {len(log.tiers)})"
+    only = f": {next(iter(functions))}" if len(functions) == 1 else ""
+    ax.set_title(f"Hit rate per tier{only}{shown}")
+
+
+def _timeline_panel(ax: Axes, log: Log, series: dict[str, tuple[list[float], list[float]]]) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    assert log.first is not None
+    colours = _colours(log)
+    for tier, (xs, ys) in series.items():
+        times: Any = [_utc(log.first + x) for x in xs]  # matplotlib's stubs omit datetimes
+        ax.plot(times, ys, marker="o", label=tier, color=colours[tier])
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(
+        ConciseDateFormatter(locator, tz=dt.timezone.utc)  # type: ignore[no-untyped-call]
+    )
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("hit rate, %")
+    ax.set_ylim(-5, 105)
+    ax.set_title("Hit rate over time")
+    ax.legend()
+
+
+def usd_label(usd: float) -> str:
+    """Dollars as a bar's label: cents, or two significant digits below a cent.
+
+    Example:
+        >>> usd_label(1234.5), usd_label(0.04), usd_label(0.00049), usd_label(0)
+        ('$1,234.50', '$0.04', '$0.00049', '$0')
+    """
+    if usd == 0:
+        return "$0"
+    return f"${usd:,.2f}" if usd >= 0.01 else f"${usd:.2g}"
+
+
+def _cost_panel(ax: Axes, log: Log, cost: Cost | None, note: str) -> None:
+    if cost is None:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"no cost estimate:\n{note}", ha="center", va="center", wrap=True)
+        return
+    items = [(item, usd) for item, _, _, usd in cost.rows]
+    items += [("with the cache (total)", cost.with_cache), ("origin every time", cost.origin_only)]
+    positive = [usd for _, usd in items if usd > 0]
+    floor = min(positive) / 3 if positive else 0.01  # a bar for $0.00 on a log scale
+    by_tier = _colours(log)
+    colours = [by_tier.get(item.split(" ", 1)[0], "C3") for item, _ in items[:-2]]
+    colours += ["C4", "C7"]  # the total with the cache, the origin alone
+    bars = ax.barh(
+        [item for item, _ in items], [max(usd, floor) for _, usd in items], color=colours
+    )
+    ax.bar_label(bars, labels=[usd_label(usd) for _, usd in items], padding=3)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 2, max(max(positive, default=1.0), floor) * 30)  # room for the labels
+    ax.set_title(f"Monthly cost, {cost.monthly_lookups:,.0f} lookups ({cost.how})", wrap=True)
+    ax.set_xlabel("USD per month, log scale")
+    ax.figure.supxlabel(f"origin calls priced at {cost.origin_price}", fontsize="medium")
+
+
+def draw(log: Log, cost: Cost | None, path: Path, source: str = "", note: str = "") -> None:
     """Write :func:`chart` as a PNG file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    chart(log, cost).savefig(path, dpi=100)
+    chart(log, cost, source, note).savefig(path, dpi=100)
 
 
 # ------------------------------------------------------------------ command line
+
+PROG: Final = "stratacache-report"
+
+
+def _amount(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite amount of 0 or more")
+    return value
+
+
+def _volume(text: str) -> float:
+    value = _amount(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the monthly volume must be more than 0")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     defaults = Prices()
     parser = argparse.ArgumentParser(
-        prog="python -m stratacache.report",
+        prog=PROG,
         description="Hit rates, origin calls saved and a monthly cost estimate from EMF lines.",
     )
     parser.add_argument("files", nargs="*", help="log files; none or '-' reads standard input")
     parser.add_argument("--png", type=Path, help="also draw the report into this PNG file")
     parser.add_argument(
         "--monthly-requests",
-        type=float,
-        help="lookups per month (default: extrapolated from the log's time span)",
+        type=_volume,
+        help="lookups per month (default: extrapolated from a log of a minute or more)",
     )
     parser.add_argument(
         "--ecpu-price",
-        type=float,
+        type=_amount,
         default=defaults.ecpu_per_million,
         help="USD per million ElastiCache Serverless ECPUs (%(default)s, Valkey)",
     )
     parser.add_argument(
         "--storage-price",
-        type=float,
+        type=_amount,
         default=defaults.storage_gb_hour,
         help="USD per GB-hour stored in ElastiCache Serverless (%(default)s, Valkey)",
     )
     parser.add_argument(
         "--storage-gb",
-        type=float,
+        type=_amount,
         default=defaults.storage_gb,
         help="GB stored in ElastiCache (%(default)s: the least Valkey bills)",
     )
     parser.add_argument(
         "--read-price",
-        type=float,
+        type=_amount,
         default=defaults.read_per_million,
         help="USD per million DynamoDB on-demand read request units (%(default)s)",
     )
     parser.add_argument(
         "--write-price",
-        type=float,
+        type=_amount,
         default=defaults.write_per_million,
         help="USD per million DynamoDB on-demand write request units (%(default)s)",
     )
     parser.add_argument(
         "--origin-cost",
-        type=float,
-        default=defaults.origin_call,
-        help="USD per call of the origin (%(default)s; set yours)",
+        type=_amount,
+        help=f"USD per call of the origin ({defaults.origin_call}, a placeholder: set yours)",
     )
     parser.add_argument(
-        "--value-kb", type=float, default=defaults.value_kb, help="average entry size in KB"
+        "--value-kb", type=_amount, default=defaults.value_kb, help="average entry size in KB"
     )
     parser.add_argument(
         "--consistent-read", action="store_true", help="the DynamoDB tier reads consistently"
@@ -472,45 +808,73 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_inputs(files: Sequence[str]) -> Log:
-    texts = [
-        sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        for name in files or ["-"]
-    ]
-    return read(doc for text in texts for doc in documents(text))
+def _fail(message: str) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    return 2
+
+
+def _source(files: Sequence[str]) -> str:
+    names = ["standard input" if name == "-" else name for name in files or ["-"]]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the report; 0 on success, 2 when the input holds no stratacache EMF line."""
+    """Run the report: 0 on success, 2 on an input it cannot use (said in one line on stderr)."""
     args = _parser().parse_args(argv)
-    log = _read_inputs(args.files)
+    if args.png is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return _fail(INSTALL_HINT)
+    log = Log()
+    for name in args.files or ["-"]:
+        try:
+            if name == "-":
+                read_lines(stream_lines(sys.stdin.buffer, log), log)
+            else:
+                with open(name, "rb") as stream:
+                    read_lines(stream_lines(stream, log), log)
+        except OSError as exc:
+            return _fail(f"cannot read {name}: {exc.strerror or exc}")
     if not log.lines:
-        sys.stderr.write("no stratacache EMF lines (dimension tier) in the input\n")
-        return 2
+        skipped = skipped_note(log)
+        return _fail(
+            "no stratacache EMF lines (dimension tier) in the input"
+            + (f" ({skipped})" if skipped else "")
+        )
+    given = args.origin_cost is not None
     prices = Prices(
         ecpu_per_million=args.ecpu_price,
         storage_gb_hour=args.storage_price,
         storage_gb=args.storage_gb,
         read_per_million=args.read_price,
         write_per_million=args.write_price,
-        origin_call=args.origin_cost,
+        origin_call=args.origin_cost if given else Prices.origin_call,
         value_kb=args.value_kb,
         consistent_read=args.consistent_read,
     )
     try:
         cost: Cost | None = estimate(
-            log, prices, args.monthly_requests, args.redis_tier, args.dynamodb_tier
+            log,
+            prices,
+            args.monthly_requests,
+            args.redis_tier,
+            args.dynamodb_tier,
+            "given with --origin-cost" if given else DEFAULT_ORIGIN_PRICE,
         )
     except ValueError as exc:
         cost = None
-        note = f"no cost estimate: {exc}"
+        note = str(exc)
     else:
         note = ""
     sys.stdout.write(render(log, cost))
     if note:
-        sys.stdout.write(note + "\n")
+        sys.stdout.write(f"no cost estimate: {note}\n")
     if args.png is not None:
-        draw(log, cost, args.png)
+        try:
+            draw(log, cost, args.png, _source(args.files), note)
+        except OSError as exc:
+            return _fail(f"cannot write {args.png}: {exc.strerror or exc}")
         sys.stdout.write(f"chart: {args.png}\n")
     return 0
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
-from stratacache.errors import ConfigurationError, SerializationError
+from stratacache.errors import ConfigurationError, SerializationError, SetupError
 from stratacache.metrics import TierCounts
 from stratacache.tiers.base import Tier
 
@@ -43,6 +43,25 @@ _CREDENTIALS: Final = re.compile(r"(?i)(\w+://)[^/@\s]*@")
 def redact(exc: BaseException) -> str:
     """An exception's message with any ``scheme://user:password@`` credentials masked."""
     return _CREDENTIALS.sub(r"\1***@", str(exc))
+
+
+_reported: set[str] = set()
+_reported_lock = threading.Lock()
+MAX_REPORTED: Final = 64
+
+
+def _first_report(message: str) -> bool:
+    """Whether a :class:`SetupError` with this message is seen for the first time here.
+
+    A setup problem stays until someone fixes it: one log line per execution
+    environment says what to fix; every failure is still counted.
+    """
+    with _reported_lock:
+        if message in _reported:
+            return False
+        if len(_reported) < MAX_REPORTED:  # past that, every line is logged, as before
+            _reported.add(message)
+        return True
 
 
 class Call:
@@ -151,16 +170,17 @@ class Slot:
 
     def failed(self, operation: str, exc: Exception, call: Call | None) -> None:
         """Count, log and (for tier faults, not bad entries) feed the breaker."""
-        if isinstance(exc, ConfigurationError):
+        if isinstance(exc, ConfigurationError) and not isinstance(exc, SetupError):
             raise exc
         self.counts.errors += 1
-        logger.warning(
-            "stratacache tier %s %s failed, carrying on without it: %s: %s",
-            self.name,
-            operation,
-            type(exc).__name__,
-            redact(exc),
-        )
+        if not isinstance(exc, SetupError) or _first_report(str(exc)):
+            logger.warning(
+                "stratacache tier %s %s failed, carrying on without it: %s: %s",
+                self.name,
+                operation,
+                type(exc).__name__,
+                redact(exc),
+            )
         if isinstance(exc, SerializationError):
             return  # a bad entry says nothing about the tier's health
         if call is not None:

@@ -210,16 +210,27 @@ class TieredCache(Records):
         compute: Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        should_cache: Callable[[Any], bool] | None = None,
     ) -> Any:
         """The cached value of a stored key, else ``compute(*args, **kwargs)`` once, stored.
 
         The decorators' algorithm (:mod:`stratacache.compute`), for callers that
-        build their own keys.
+        build their own keys. ``should_cache(value)`` returning false keeps a
+        computed value out of the tiers (it is still returned, to every caller
+        that shared the computation), as dogpile's ``should_cache_fn`` does.
+
+        Example:
+            >>> cache = TieredCache([MemoryTier()])
+            >>> key = cache.full_key("answer")
+            >>> cache.get_or_compute(key, lambda: None, should_cache=lambda v: v is not None)
+            >>> cache.get("answer", "absent")
+            'absent'
         """
         from stratacache import compute as algorithm  # it imports this module
 
         return algorithm.run(
-            algorithm.get_or_compute(self, full_key),
+            algorithm.get_or_compute(self, full_key, should_cache=should_cache),
             lambda: compute(*args, **(kwargs or {})),
             self.flights,
             self.sleep,
@@ -231,12 +242,14 @@ class TieredCache(Records):
         compute: Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        should_cache: Callable[[Any], bool] | None = None,
     ) -> Any:
         """Like :meth:`get_or_compute` for a coroutine function; tier I/O in a worker thread."""
         from stratacache import compute as algorithm
 
         return await algorithm.arun(
-            algorithm.get_or_compute(self, full_key),
+            algorithm.get_or_compute(self, full_key, should_cache=should_cache),
             lambda: compute(*args, **(kwargs or {})),
             self.flights,
             self.remote,

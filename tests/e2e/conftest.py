@@ -1,7 +1,8 @@
-"""The build every end-to-end test goes through: ``sam build`` once per session.
+"""The build every end-to-end test goes through: ``sam build`` of both stacks once per session.
 
-``sam build`` runs ``layer/Makefile`` once per layer resource, so this one build
-gives the python3.10 to 3.13 layers (x86_64) exactly as they are deployed.
+``sam build`` of the layer stack (layer/template.yaml) runs ``layer/Makefile``
+once per layer resource, so it gives the python3.10 to 3.13 layers (x86_64)
+exactly as they are deployed; the example stack's build gives the function.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ def template() -> dict[str, Any]:
     return load_cloudformation()
 
 
-@pytest.fixture(scope="session")
-def sam_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    out = tmp_path_factory.mktemp("sam-build")
+def _sam_build(folder: Path, out: Path) -> None:
     result = subprocess.run(
         [sam_tool("sam"), "build", "--build-dir", str(out / "build"),
          "--cache-dir", str(out / "cache"), "--no-cached"],
-        cwd=ROOT,
+        cwd=folder,
         env=sam_env(),
         capture_output=True,
         text=True,
@@ -36,7 +35,19 @@ def sam_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
         timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return Build(out / "build", out / "build" / "QuoteFunction")
+
+
+@pytest.fixture(scope="session")
+def sam_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """Both stacks built as a user builds them: the example at the root, the layers in layer/."""
+    out = tmp_path_factory.mktemp("sam-build")
+    _sam_build(ROOT, out / "example")
+    _sam_build(ROOT / "layer", out / "layer")
+    return Build(
+        out / "example" / "build",
+        out / "example" / "build" / "QuoteFunction",
+        out / "layer" / "build",
+    )
 
 
 @pytest.fixture(scope="session")

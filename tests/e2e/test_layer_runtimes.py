@@ -234,7 +234,7 @@ def test_the_arm64_layer_has_the_same_pure_python_content_and_no_native_code(
 def test_each_template_layer_declares_the_one_runtime_whose_bytecode_it_carries(
     sam_built: Build,
 ) -> None:
-    resources = load_cloudformation(sam_built.root / "template.yaml")["Resources"]
+    resources = load_cloudformation(sam_built.layers / "template.yaml")["Resources"]
     layers = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::LayerVersion"}
     assert sorted(layers) == [f"StratacacheLayerPython3{v.split('.')[1]}" for v in RUNTIMES]
     for version in RUNTIMES:

@@ -1,4 +1,4 @@
-"""template.yaml: valid for cfn-lint and SAM, and least privilege on the cache table."""
+"""template.yaml and layer/template.yaml pass cfn-lint and SAM; least privilege on the table."""
 
 from __future__ import annotations
 
@@ -50,9 +50,10 @@ def dynamodb_wildcards(template: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_cfn_lint_passes() -> None:
+@pytest.mark.parametrize("template", ["template.yaml", "layer/template.yaml"])
+def test_cfn_lint_passes(template: str) -> None:
     result = subprocess.run(
-        [sam_tool("cfn-lint"), "template.yaml"],
+        [sam_tool("cfn-lint"), template],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -61,11 +62,13 @@ def test_cfn_lint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sam_validate_with_lint_passes() -> None:
+@pytest.mark.parametrize("folder", [".", "layer"])
+def test_sam_validate_with_lint_passes(folder: str) -> None:
+    # From the template's own folder, as its samconfig.toml (lint = true) is read there.
     result = subprocess.run(
         [sam_tool("sam"), "validate", "--lint"],
         check=False,
-        cwd=ROOT,
+        cwd=ROOT / folder,
         capture_output=True,
         text=True,
         env=sam_env(),

@@ -1,4 +1,4 @@
-"""template.yaml as deployed: per-runtime layers, ElastiCache Serverless settings, stream failures.
+"""template.yaml as deployed: layers from SSM, ElastiCache Serverless settings, stream failures.
 
 Read after SAM's transform (samtranslator, as ``sam deploy`` sends it), with the
 conditions decided for the parameters a user would give.
@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, cfn_resolve, sam_transform
+from tests.support import (
+    ROOT,
+    cfn_resolve,
+    cfn_sub,
+    load_cloudformation,
+    sam_transform,
+    template_defaults,
+)
 
 FUNCTIONS = ("QuoteFunction", "QuoteInvalidator")
 REDIS_IAM = {"EnableRedis": "true", "RedisIamAuth": "true", "EnableStreamInvalidation": "true"}
@@ -53,45 +60,22 @@ def granted(role: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
 # ---------------------------------------------------------------- layers
 
 
-def test_one_layer_per_runtime_each_declaring_only_its_own() -> None:
-    resources = deployed({})["Resources"]
-    layers = {
-        resource["Properties"]["LayerName"]["Fn::Sub"]: resource
-        for resource in resources.values()
-        if resource["Type"] == "AWS::Lambda::LayerVersion"
-    }
-    assert sorted(layers) == [f"stratacache-dev-python3{n}" for n in (10, 11, 12, 13)]
-    for name, layer in layers.items():
-        runtime = "python3." + name.rsplit("-python3", 1)[1]  # layer names have no dots
-        assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
-        assert sorted(layer["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
-        assert layer["DeletionPolicy"] == "Retain"
-
-
-def test_every_layer_version_is_an_output_exported_per_runtime() -> None:
-    outputs = deployed({})["Outputs"]
-    for minor in (10, 11, 12, 13):
-        output = outputs[f"LayerVersionArnPython3{minor}"]
-        assert output["Export"]["Name"] == {
-            "Fn::Sub": f"stratacache-${{Stage}}-python3{minor}-LayerVersionArn"
-        }
-        assert re.fullmatch(
-            rf"StratacacheLayerPython3{minor}[0-9a-f]{{10}}", output["Value"]["Ref"]
-        )
-
-
-def test_each_function_takes_the_layers_of_its_own_runtime() -> None:
-    resources = deployed(REDIS_IAM)["Resources"]
+def test_each_function_resolves_the_layers_of_its_own_runtime_and_architecture_from_ssm() -> None:
+    parameters = {**REDIS_IAM, "Stage": "qa", "Architecture": "arm64"}
+    resources = deployed(parameters)["Resources"]
+    template = load_cloudformation()
     for name in FUNCTIONS:
         function = resources[name]["Properties"]
-        tag = function["Runtime"].replace(".", "")  # python312
-        refs = [layer["Ref"] for layer in function["Layers"] if "Ref" in layer]
-        assert [re.sub(r"[0-9a-f]{10}$", "", ref) for ref in refs] == [
-            "StratacacheLayerPython" + tag.removeprefix("python")
-        ]  # SAM appends a content hash to the logical id
-        subs = [layer["Fn::Sub"] for layer in function["Layers"] if "Fn::Sub" in layer]
-        assert len(subs) == 1
-        assert f"AWSLambdaPowertoolsPythonV3-{tag}-" in subs[0]
+        runtime = function["Runtime"]  # python3.12
+        layers = [
+            cfn_sub(layer["Fn::Sub"], {**template_defaults(template), **parameters})
+            for layer in function["Layers"]
+        ]
+        assert layers == [
+            f"{{{{resolve:ssm:/stratacache/qa/{runtime}/layer-arn}}}}",
+            f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/{runtime}/"
+            f"{template['Parameters']['PowertoolsVersion']['Default']}}}}}",
+        ]
 
 
 # ---------------------------------------------------------------- ElastiCache Serverless

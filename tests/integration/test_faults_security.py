@@ -206,6 +206,7 @@ def test_rediss_refuses_an_unknown_certificate_and_fails_open(
         assert cache.get("k") == 1  # L1 still serves; L2 failed open
     assert cache.stats()["L2"]["errors"] >= 1
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
+    assert "pass ssl_ca_certs= with the CA bundle" in caplog.text  # says what to fix
     tier.close()
 
 

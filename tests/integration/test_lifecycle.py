@@ -214,6 +214,50 @@ def test_after_warm_a_restored_copy_reconnects_in_the_hook_not_in_the_first_requ
     assert named(redis_client) == [reopened]
 
 
+def test_after_restore_an_explicit_chain_warmed_before_the_snapshot_is_open_already(
+    snapstart: FakeSnapshotRuntime, redis_server: RedisServer, redis_client: Any
+) -> None:
+    chain: list[Tier] = [MemoryTier(), RedisTier(f"{redis_server.url}?client_name={NAME}")]
+
+    @cached_tiered(ttl=300, tiers=chain)
+    def quote(symbol: str) -> str:
+        return symbol
+
+    try:
+        assert warm(quote.cache.tiers) == {"L2": True}
+        before = named(redis_client)
+        assert len(before) == 1
+        snapstart.snapshot()
+        assert gone(redis_client, before)
+        snapstart.restore()
+
+        (reopened,) = named(redis_client)  # by the after-restore hook
+        assert reopened not in before
+        since = accepted(redis_client)
+        assert quote("AMZN") == "AMZN"
+        assert accepted(redis_client) == since  # the first request opened no connection
+        assert named(redis_client) == [reopened]
+    finally:
+        chain[1].close()
+
+
+def test_a_tier_only_warm_was_given_is_closed_before_the_snapshot_and_reopened(
+    snapstart: FakeSnapshotRuntime, redis_server: RedisServer, redis_client: Any
+) -> None:
+    tier = RedisTier(f"{redis_server.url}?client_name={NAME}", name="sessions")
+    try:
+        assert warm([tier]) == {"sessions": True}  # no cache holds it
+        before = named(redis_client)
+        assert len(before) == 1
+        snapstart.snapshot()
+        assert gone(redis_client, before)  # restored copies will not share its socket
+        snapstart.restore()
+        (reopened,) = named(redis_client)
+        assert reopened not in before
+    finally:
+        tier.close()
+
+
 # ---------------------------------------------------------------- warm()
 
 

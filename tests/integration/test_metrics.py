@@ -226,7 +226,7 @@ def test_a_failure_to_publish_is_logged_not_raised(
     def fail(*args: object) -> int:
         raise OSError("stdout closed")
 
-    monkeypatch.setattr(metrics, "_emit", fail)
+    monkeypatch.setattr(metrics, "_write", fail)
     recorder = MetricsRecorder()
     recorder.register("L1").hits += 1
     with caplog.at_level(logging.WARNING):

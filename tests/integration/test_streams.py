@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from stratacache import MemoryTier, RedisTier, cached_tiered
+from stratacache import MemoryTier, RedisTier, cached_many, cached_tiered
 from stratacache.streams import Change, Target, streams_invalidator
+from tests.support import stream_records
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/quotes/stream/2026-11-22T00:00:00.000"
 
@@ -125,3 +128,128 @@ def test_the_example_streams_handler_invalidates_fetch_quote(
         "batchItemFailures": []
     }
     assert app.fetch_quote("AMZN")["computed_at"] > first["computed_at"]
+
+
+# ---------------------------------------------------------------- binary values, @cached_many
+
+
+@pytest.fixture
+def binary_table(dynamodb_client: Any) -> tuple[str, str]:
+    """A table keyed by a Binary id, with a stream of new and old images: (name, stream ARN)."""
+    name = f"blobs-{uuid.uuid4().hex[:8]}"
+    created = dynamodb_client.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return name, created["TableDescription"]["LatestStreamArn"]
+
+
+IDS = [b"\x00\x01", b"\xff\xfe\x80", b"plain"]
+
+
+def test_a_batch_of_binary_items_on_a_binary_keyed_table_is_fully_invalidated(
+    binary_table: tuple[str, str],
+    dynamodb_client: Any,
+    moto_server: Any,
+    redis_client: Any,
+) -> None:
+    table, stream_arn = binary_table
+    reads: list[bytes] = []
+
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="b")
+    def blob(item_id: bytes) -> str:
+        reads.append(item_id)
+        return f"{item_id.hex()}:{len(reads)}"
+
+    for item_id in IDS:
+        blob(item_id)
+    # Binary everywhere: the key, a set, inside a map and a list.
+    for item_id in IDS:
+        dynamodb_client.put_item(
+            TableName=table,
+            Item={
+                "id": {"B": item_id},
+                "parts": {"BS": [b"\x00", b"\xff"]},
+                "meta": {"M": {"digest": {"B": b"\x01\x02"}, "size": {"N": "5"}}},
+                "chunks": {"L": [{"B": b"\x03"}, {"S": "text"}]},
+            },
+        )
+    dynamodb_client.update_item(
+        TableName=table,
+        Key={"id": {"B": IDS[1]}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "7"}},
+    )
+    dynamodb_client.delete_item(TableName=table, Key={"id": {"B": IDS[2]}})
+    event = {"Records": stream_records(moto_server.endpoint, stream_arn)}
+    assert [r["eventName"] for r in event["Records"]] == ["INSERT"] * 3 + ["MODIFY", "REMOVE"]
+    assert event["Records"][0]["dynamodb"]["NewImage"]["id"] == {"B": "AAE="}  # base64 text
+
+    seen: list[Change] = []
+
+    def affected(change: Change) -> list[Target]:
+        seen.append(change)
+        return [(blob, (change.image["id"],))]
+
+    assert streams_invalidator(affected)(event, None) == {"batchItemFailures": []}
+    assert [c.image["id"] for c in seen] == [*IDS, IDS[1], IDS[2]]
+    first = seen[0].image
+    assert first["parts"] == {b"\x00", b"\xff"}
+    assert first["meta"] == {"digest": b"\x01\x02", "size": Decimal(5)}
+    assert first["chunks"] == [b"\x03", "text"]
+    assert seen[3].new_image is not None
+    assert type(seen[3].new_image["n"]) is Decimal
+    before = len(reads)
+    for item_id in IDS:
+        blob(item_id)
+    assert reads[before:] == IDS  # every entry was dropped, none left stale
+
+
+def test_binary_keys_as_lambda_documents_them_reach_affected_as_bytes(quote: Any) -> None:
+    seen: list[Change] = []
+    event = {"Records": [record("REMOVE", "500", "AMZN")]}
+    body = event["Records"][0]["dynamodb"]
+    body["Keys"] = {"id": {"B": "AAE="}, "sort": {"BS": ["/w==", "AA=="]}}
+    body["OldImage"]["id"] = {"B": "AAE="}
+
+    def affected(change: Change) -> list[Target]:
+        seen.append(change)
+        return [(quote, (change.image["symbol"],))]
+
+    assert streams_invalidator(affected)(event, None) == {"batchItemFailures": []}
+    assert seen[0].keys == {"id": b"\x00\x01", "sort": {b"\xff", b"\x00"}}
+    assert seen[0].image["id"] == b"\x00\x01"
+
+
+def test_a_cached_many_target_is_invalidated_per_id(redis_client: Any) -> None:
+    asked: list[list[str]] = []
+
+    @cached_many(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="m")
+    def prices(skus: list[str]) -> dict[str, int]:
+        asked.append(sorted(skus))
+        return {sku: len(asked) for sku in skus}
+
+    assert prices(["a", "b", "c", "d"]) == {"a": 1, "b": 1, "c": 1, "d": 1}
+    handler = streams_invalidator(lambda change: [(prices, ([change.keys["symbol"]],))])
+    event = {"Records": [record("MODIFY", "600", "a"), record("REMOVE", "601", "c")]}
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert prices(["a", "b", "c", "d"]) == {"a": 2, "b": 1, "c": 2, "d": 1}
+    assert asked == [["a", "b", "c", "d"], ["a", "c"]]  # only the changed ids again
+
+
+def test_numbers_arrive_as_decimal_which_keys_differently_from_int(quote: Any) -> None:
+    seen: list[Change] = []
+
+    def affected(change: Change) -> list[Target]:
+        seen.append(change)
+        return []
+
+    streams_invalidator(affected)({"Records": [record("MODIFY", "700", "AMZN", price="5")]}, None)
+    price = seen[0].image["price"]
+    assert price == Decimal(5)
+    assert type(price) is Decimal
+    assert quote.cache_key(price) != quote.cache_key(5)  # convert: int(price)
+    assert quote.cache_key(int(price)) == quote.cache_key(5)

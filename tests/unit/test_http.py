@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -451,7 +454,7 @@ def test_vary_headers_select_the_entry_and_are_announced(clock: FakeClock) -> No
     handler(http_v2_event(headers={"Accept-Language": "en"}), None)
     handler(http_v2_event(headers={"Accept-Language": "fr"}), None)
     assert origin.calls == 2
-    assert header(english, "Vary") == "accept-language"
+    assert header(english, "Vary") == "accept-language, authorization"
 
 
 def test_head_is_answered_from_the_get_entry_without_a_body(clock: FakeClock) -> None:
@@ -605,5 +608,292 @@ def test_the_decorator_works_bare_and_keeps_the_handler_s_name() -> None:
         return {"statusCode": 200, "body": "x"}
 
     assert handler.__name__ == "handler"
-    assert isinstance(handler.http_cache, HttpCache)  # type: ignore[attr-defined]
+    assert isinstance(handler.http_cache, HttpCache)
     assert header(handler(copy.deepcopy(rest_v1_event()), None), "ETag") is not None
+
+
+# ---------------------------------------------------------------- Vary: Authorization
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_answer_from_a_stored_entry_varies_on_authorization(
+    kind: str, clock: FakeClock
+) -> None:
+    """RFC 9110 §12.5.5: the answer depends on Authorization, so a shared cache must know."""
+    handler = make_http(clock, grace=30)(Origin())
+    first = handler(EVENTS[kind](), None)
+    tag = str(header(first, "ETag"))
+    again = handler(EVENTS[kind](), None)
+    revalidated = handler(EVENTS[kind](headers={"If-None-Match": tag}), None)
+    head = handler(EVENTS[kind](method="HEAD"), None)
+    clock.advance(70)  # stale within grace: refreshed, still a stored answer
+    refreshed = handler(EVENTS[kind](), None)
+    for answer in (first, again, revalidated, head, refreshed):
+        assert header(answer, "Vary") == "authorization"
+        assert header(answer, "Cache-Control") is not None
+        assert "private" not in str(header(answer, "Cache-Control"))
+
+
+# ---------------------------------------------------------------- 304 when the handler ran
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_304_made_when_the_handler_had_to_run_has_the_validator_headers_only(
+    kind: str, clock: FakeClock
+) -> None:
+    origin = Origin()
+    origin.headers = {
+        "Content-Type": "application/json",
+        "Content-Location": "/quote/AMZN.json",
+        "Expires": "Thu, 01 Jan 2026 00:00:00 GMT",
+        "X-Origin": "quotes-v2",
+    }
+    handler = make_http(clock, grace=30, vary=["Accept-Language"])(origin)
+    tag = entity_tag(origin.body.encode(), "application/json")
+    wanted = {"If-None-Match": tag, "Accept-Language": "en"}
+
+    cold = handler(EVENTS[kind](headers=wanted), None)  # a miss: the handler runs
+    assert origin.calls == 1
+    clock.advance(70)  # stale within grace: this request runs the handler again
+    refreshed = handler(EVENTS[kind](headers=wanted), None)
+    assert origin.calls == 2
+
+    for answer in (cold, refreshed):
+        assert answer["statusCode"] == 304
+        assert answer["body"] == ""
+        assert answer["isBase64Encoded"] is False
+        assert answer["headers"] == {
+            "Cache-Control": (
+                "max-age=60, s-maxage=60, stale-while-revalidate=30, stale-if-error=30"
+            ),
+            "ETag": tag,
+            "Vary": "accept-language, authorization",
+            "Content-Location": "/quote/AMZN.json",
+            "Expires": "Thu, 01 Jan 2026 00:00:00 GMT",
+        }
+        assert "multiValueHeaders" not in answer
+
+
+# ---------------------------------------------------------------- invalidate and refresh
+
+
+def test_a_handler_s_invalidate_takes_a_path_or_an_event_and_reaches_the_next_request(
+    clock: FakeClock,
+) -> None:
+    origin = Origin()
+    handler = make_http(clock, vary=["Accept-Language"])(origin)
+    handler(rest_v1_event(query={"a": ["1"]}, headers={"Accept-Language": "fr"}), None)
+    assert origin.calls == 1
+    assert handler.invalidate("/quote/AMZN") is False  # another entry: no query, no header
+    handler(rest_v1_event(query={"a": ["1"]}, headers={"Accept-Language": "fr"}), None)
+    assert origin.calls == 1
+    assert handler.invalidate("/quote/AMZN", query={"a": "1"}, headers={"Accept-Language": "fr"})
+    handler(http_v2_event(query={"a": ["1"]}, headers={"Accept-Language": "fr"}), None)
+    assert origin.calls == 2
+    assert handler.invalidate(
+        function_url_event(query={"a": ["1"]}, headers={"accept-language": "fr"})
+    )
+    assert not handler.invalidate(
+        "/quote/AMZN", query=[("a", "1")], headers={"accept-language": "fr"}
+    )
+
+
+def test_cache_authorized_answers_are_invalidated_per_caller(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, cache_authorized=True)(origin)
+    handler(http_v2_event(headers={"Authorization": "Bearer ada"}), None)
+    handler(rest_v1_event(authorizer={"principalId": "bob"}), None)
+    assert handler.invalidate("/quote/AMZN", headers={"Authorization": "Bearer ada"})
+    assert handler.invalidate("/quote/AMZN", principal="bob")
+    assert not handler.invalidate("/quote/AMZN")
+
+
+def test_refresh_runs_the_handler_and_stores_its_new_answer(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock)(origin)
+    old = handler(rest_v1_event(), None)
+    origin.body = '{"price": 2.0}'
+    new = handler.refresh(rest_v1_event())
+    assert origin.calls == 2
+    assert new["body"] == '{"price": 2.0}'
+    assert header(new, "ETag") != header(old, "ETag")
+    assert handler(http_v2_event(), None)["body"] == '{"price": 2.0}'  # kept
+    assert origin.calls == 2
+
+
+def test_http_cache_refresh_takes_the_produce_function(clock: FakeClock) -> None:
+    http = make_http(clock)
+    http.handle(rest_v1_event(), lambda: {"statusCode": 200, "body": "old"})
+    answer = http.refresh(rest_v1_event(), lambda: {"statusCode": 200, "body": "new"})
+    assert answer["body"] == "new"
+    assert http.handle(rest_v1_event(), lambda: {"statusCode": 500})["body"] == "new"
+
+
+def test_a_refresh_whose_handler_fails_leaves_the_old_answer_invalidated(clock: FakeClock) -> None:
+    origin = Origin()
+    handler = make_http(clock, grace=30)(origin)
+    handler(rest_v1_event(), None)
+    origin.status = 503
+    assert handler.refresh(rest_v1_event())["statusCode"] == 503  # nothing stale to serve
+    origin.status, origin.body = 200, '{"price": 4.0}'
+    assert handler(rest_v1_event(), None)["body"] == '{"price": 4.0}'
+    assert origin.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [("quote/AMZN", "starts with '/'"), ({"Records": []}, "event"), (42, "event")],
+)
+def test_invalidate_names_what_is_wrong_with_its_target(
+    target: object, problem: str, clock: FakeClock
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        make_http(clock).invalidate(target)
+
+
+# ---------------------------------------------------------------- sharing a computation
+
+
+def test_a_request_that_shared_an_answer_not_kept_runs_its_own_handler(clock: FakeClock) -> None:
+    """An answer that sets a cookie is someone's own: another request never gets it."""
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(1)
+        number = len(calls)
+        if number == 1:
+            entered.set()
+            assert release.wait(30)
+        return {
+            "statusCode": 200,
+            "headers": {"Set-Cookie": f"session={number}"},
+            "body": str(number),
+        }
+
+    cached = make_http(clock)(handler)
+    answers: dict[str, Any] = {}
+
+    def ask(name: str) -> None:
+        answers[name] = cached(rest_v1_event(), None)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert entered.wait(30)
+    joiner = threading.Thread(target=ask, args=("joiner",))
+    joiner.start()
+    wait_until_parked_on_a_flight(joiner)
+    release.set()
+    first.join(30)
+    joiner.join(30)
+    assert answers["first"]["body"] == "1"
+    assert answers["joiner"]["body"] == "2"  # its own call, not the first one's cookie
+    assert header(answers["joiner"], "Set-Cookie") == "session=2"
+
+
+def wait_until_parked_on_a_flight(thread: threading.Thread) -> None:
+    """Poll the thread's stack until it waits on another caller's computation."""
+    for _ in range(3000):
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            code = frame.f_code
+            if (
+                code.co_name == "do"
+                and code.co_filename.endswith("singleflight.py")
+                and frame.f_locals.get("leader") is False
+            ):
+                return
+            frame = frame.f_back
+        time.sleep(0.01)
+    raise AssertionError("the second request never joined the first one's computation")
+
+
+def test_concurrent_requests_for_a_cold_path_share_one_handler_call(clock: FakeClock) -> None:
+    entered, release = threading.Event(), threading.Event()
+    origin = Origin()
+
+    def held(event: dict[str, Any], context: object) -> dict[str, Any]:
+        entered.set()
+        assert release.wait(30)
+        return origin(event, context)
+
+    handler = make_http(clock)(held)
+    answers: list[dict[str, Any]] = []
+    first = threading.Thread(target=lambda: answers.append(handler(rest_v1_event(), None)))
+    first.start()
+    assert entered.wait(30)
+    tag = entity_tag(origin.body.encode(), "application/json")
+    joiner = threading.Thread(
+        target=lambda: answers.append(handler(http_v2_event(headers={"If-None-Match": tag}), None))
+    )
+    joiner.start()
+    wait_until_parked_on_a_flight(joiner)
+    release.set()
+    first.join(30)
+    joiner.join(30)
+    assert origin.calls == 1
+    assert sorted(answer["statusCode"] for answer in answers) == [200, 304]  # each its own
+
+
+def test_while_one_request_refreshes_a_stale_answer_the_others_get_it_with_max_age_0(
+    clock: FakeClock,
+) -> None:
+    origin = Origin()
+    entered, release = threading.Event(), threading.Event()
+    gate = {"on": False}
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        if gate["on"]:
+            entered.set()
+            assert release.wait(30)
+        return origin(event, context)
+
+    cached = make_http(clock, grace=30)(handler)
+    cached(rest_v1_event(), None)
+    clock.advance(70)
+    origin.body, gate["on"] = '{"price": 2.0}', True
+    refreshing = threading.Thread(target=cached, args=(rest_v1_event(), None))
+    refreshing.start()
+    assert entered.wait(30)
+    meanwhile = cached(rest_v1_event(), None)
+    release.set()
+    refreshing.join(30)
+    assert meanwhile["body"] == '{"price": 1.5}'
+    assert header(meanwhile, "Cache-Control") == (
+        "max-age=0, s-maxage=0, stale-while-revalidate=30, stale-if-error=30"
+    )
+    assert origin.calls == 2
+    assert cached(rest_v1_event(), None)["body"] == '{"price": 2.0}'
+
+
+@pytest.mark.parametrize(
+    ("options", "cache_options", "problem"),
+    [
+        ({"ttl": 30}, {}, "ttl=30 differs from the cache's ttl"),
+        ({"grace": 10}, {"freshness": Freshness(grace=30)}, "grace=10 differs"),
+        ({}, {"freshness": Freshness(jitter=0.1)}, "jitter"),
+        ({}, {"ttl": None}, "cache must have a ttl"),
+    ],
+)
+def test_a_given_cache_s_ttl_and_grace_are_the_answers_own(
+    options: dict[str, Any], cache_options: dict[str, Any], problem: str, clock: FakeClock
+) -> None:
+    cache = TieredCache([MemoryTier(timer=clock)], **{"ttl": 60, "clock": clock, **cache_options})
+    with pytest.raises(ConfigurationError, match=problem):
+        HttpCache(cache=cache, **options)
+    if not options:
+        return
+    taken = HttpCache(cache=cache)  # left unset, they come from the cache
+    assert (taken.ttl, taken.grace) == (cache.default_ttl, cache.freshness.grace)
+
+
+def test_an_entry_of_another_format_under_the_key_is_replaced(clock: FakeClock) -> None:
+    origin = Origin()
+    http = make_http(clock)
+    request = HttpRequest.from_event(rest_v1_event())
+    assert request is not None
+    http.cache.set(http.key(request), {"v": 0, "body": "an older layout"})
+    answer = http(origin)(rest_v1_event(), None)
+    assert answer["body"] == origin.body
+    assert http.cache.get(http.key(request))["body"] == origin.body  # type: ignore[index]
+    assert origin.calls == 1

@@ -19,7 +19,7 @@ import pytest
 from stratacache import MemoryTier, TieredCache, cached, lifecycle
 from stratacache.envelope import new_version
 from stratacache.freshness import Freshness
-from tests.support import FakeClock, FakeSnapshotRuntime
+from tests.support import FakeClock, FakeSnapshotRuntime, emf_lines, value
 
 
 def run_python(code: str) -> Any:
@@ -167,3 +167,54 @@ def test_record_versions_and_lease_tokens_do_not_depend_on_the_random_module() -
         random.setstate(state)
         drawn.append(new_version())
     assert drawn[0] != drawn[1]
+
+
+def test_warm_holds_the_tiers_it_was_given_weakly(snapstart: FakeSnapshotRuntime) -> None:
+    import gc
+    import weakref
+
+    tier = MemoryTier()
+    lifecycle.warm([tier])
+    assert list(lifecycle._state.warmed_tiers) == [tier]
+    gone = weakref.ref(tier)
+    del tier
+    gc.collect()
+    assert gone() is None
+    assert list(lifecycle._state.warmed_tiers) == []
+
+
+def test_after_restore_a_copy_counts_from_zero_cold_and_on_a_new_interval(
+    snapstart: FakeSnapshotRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stratacache import metrics
+
+    now = [0.0]
+    monkeypatch.setattr(metrics, "recorder", metrics.MetricsRecorder(60, clock=lambda: now[0]))
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    cache = TieredCache([MemoryTier()])
+    cache.get("init")
+    snapstart.snapshot()
+    (init,) = emf_lines(capsys.readouterr().out)  # published into the init's log
+    assert (value(init, "CacheMiss"), init["contextReused"]) == (1, False)
+    cache.get("in the snapshot")  # counted by the frozen init: no copy's own
+    now[0] = 1000.0  # restored long after the init's interval ran out
+    snapstart.restore()
+    cache.get("first request")
+    assert emf_lines(capsys.readouterr().out) == []  # the interval started over at restore
+    now[0] = 1060.0
+    cache.get("a minute later")
+    (copy,) = emf_lines(capsys.readouterr().out)
+    assert (value(copy, "CacheMiss"), copy["contextReused"]) == (2, False)
+
+
+def test_warm_given_a_tier_it_cannot_hold_weakly_logs_and_does_not_raise(
+    snapstart: FakeSnapshotRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Unhashable(MemoryTier):  # as a tier of one's own with __eq__ and no __hash__
+        __hash__ = None  # type: ignore[assignment]
+
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        assert lifecycle.warm([Unhashable()]) == {}
+    assert "cannot reopen tier L1 after a restore" in caplog.text

@@ -79,12 +79,26 @@ def test_the_first_publication_of_a_cold_environment_says_context_not_reused(
     assert "contextReused" not in dimensions(first)  # a property: no extra metric streams
 
 
-def test_a_first_invocation_that_printed_nothing_still_ends_the_cold_start(
-    capsys: pytest.CaptureFixture[str],
+def test_an_environment_whose_first_request_makes_no_lookup_reports_its_cold_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder = MetricsRecorder(interval=3600)
-    assert recorder.publish() == 0  # the cold invocation made no lookup
-    assert publish_one_lookup(recorder, capsys)["contextReused"] is True
+    monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    monkeypatch.setattr(stratacache_metrics, "recorder", MetricsRecorder(interval=3600))
+
+    @cached
+    def f() -> int:
+        return 1
+
+    @log_cache_metrics
+    def handler(event: dict[str, Any], context: object) -> int | None:
+        return f() if event.get("lookup") else None  # a health check touches no cache
+
+    handler({}, None)
+    assert emf_lines(capsys.readouterr().out) == []
+    handler({"lookup": True}, None)
+    handler({"lookup": True}, None)
+    first, second = tier_lines(emf_lines(capsys.readouterr().out))
+    assert (first["contextReused"], second["contextReused"]) == (False, True)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from stratacache.config import (
     resolve_region,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError, PartialReadError, StratacacheError
+from stratacache.errors import ConfigurationError, PartialReadError, SetupError, StratacacheError
 from stratacache.keys import MAX_KEY_LENGTH
 from stratacache.tiers.base import (
     ANY,
@@ -41,6 +41,7 @@ from stratacache.tiers.base import (
     Foreign,
     Missing,
 )
+from stratacache.tiers.hints import explain_failures
 
 DynamoDBClient: TypeAlias = Any
 """A boto3 ``dynamodb`` client (typed as ``Any`` so boto3 stays optional)."""
@@ -155,14 +156,16 @@ class DynamoDBTier:
         if not table:
             raise ConfigurationError(f"DynamoDBTier needs table_name=... or {ENV_TABLE_NAME}")
         if not _TABLE_NAME.match(table):
+            setting = "table_name" if table_name is not None else ENV_TABLE_NAME
             raise ConfigurationError(
-                f"table_name must be 3-255 characters of letters, digits, '_', '-', '.', "
+                f"{setting} must be 3-255 characters of letters, digits, '_', '-', '.', "
                 f"got {table!r}"
             )
         self.table_name = table
         self.key_attribute = key_attribute or env_str(ENV_TABLE_KEY_ATTRIBUTE) or "pk"
+        key_setting = "key_attribute" if key_attribute else ENV_TABLE_KEY_ATTRIBUTE
         attributes = {
-            "key_attribute": self.key_attribute,
+            key_setting: self.key_attribute,
             "ttl_attribute": ttl_attribute,
             "value_attribute": value_attribute,
             "version attribute": VERSION_ATTRIBUTE,
@@ -206,6 +209,7 @@ class DynamoDBTier:
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
+        self._no_region: SetupError | None = None
 
     def __repr__(self) -> str:
         return f"DynamoDBTier(name={self.name!r}, table={self.table_name!r}, ttl={self.ttl})"
@@ -226,6 +230,8 @@ class DynamoDBTier:
         from botocore.config import Config
         from botocore.exceptions import NoRegionError
 
+        if self._no_region is not None:  # found once; the environment will not grow a region
+            raise self._no_region.with_traceback(None)
         config = Config(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -237,9 +243,12 @@ class DynamoDBTier:
         try:
             return boto3.client("dynamodb", region_name=region, config=config)
         except NoRegionError:
-            raise ConfigurationError(
-                "DynamoDBTier needs an AWS region: set AWS_REGION or pass region_name=..."
-            ) from None
+            self._no_region = SetupError(
+                f"DynamoDB table {self.table_name!r}: no AWS region is set. Set AWS_REGION "
+                "(or AWS_DEFAULT_REGION) to the table's region, or pass region_name=...; "
+                "Lambda sets both, so this happens outside Lambda only"
+            )
+            raise self._no_region from None
 
     # ------------------------------------------------------------ items
 
@@ -647,3 +656,70 @@ class DynamoDBTier:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         return request
+
+
+# ---------------------------------------------------------------- errors that say what to fix
+
+_KEY_SCHEMA_MISMATCH = re.compile(
+    r"key element does not match the schema|Missing the key|Type mismatch for key"
+    r"|^Validation Exception$"  # what moto answers for a key of the wrong shape
+)
+
+
+def _explain(tier: DynamoDBTier, exc: Exception) -> SetupError | None:
+    """A :class:`SetupError` for a missing table or a table keyed otherwise, else ``None``.
+
+    The message is the same whichever call failed (DynamoDB words it differently per
+    operation), so that it is logged once; DynamoDB's own error is its cause.
+    """
+    code = error_code(exc)
+    if code == "ResourceNotFoundException":
+        region = getattr(getattr(tier._client, "meta", None), "region_name", None)
+        where = f" in region {region}" if region else ""
+        return SetupError(
+            f"DynamoDB table {tier.table_name!r} was not found{where}: set "
+            f"{ENV_TABLE_NAME} to the cache table's name, or create it with a String "
+            f"partition key {tier.key_attribute!r} (template.yaml's CacheTable)"
+        )
+    response = getattr(exc, "response", None)
+    message = str(response.get("Error", {}).get("Message", "")) if response else ""
+    if code == "ValidationException" and _KEY_SCHEMA_MISMATCH.search(message):
+        if tier.sort_key is None:
+            expected = f"a String partition key {tier.key_attribute!r} and no sort key"
+        else:
+            expected = (
+                f"a String partition key {tier.key_attribute!r} and a String sort key "
+                f"{tier.sort_key[0]!r}"
+            )
+        return SetupError(
+            f"DynamoDB table {tier.table_name!r} does not have the key schema stratacache "
+            f"uses (ValidationException): it expects {expected}. Use a table made for the "
+            "cache, or "
+            f"set {ENV_TABLE_KEY_ATTRIBUTE} (key_attribute=) to the table's String partition "
+            "key and pass sort_key=(attribute, value) for a table with a String sort key"
+        )
+    return None
+
+
+explain_failures(
+    DynamoDBTier,
+    (
+        "get",
+        "get_many",
+        "set",
+        "set_many",
+        "delete",
+        "delete_many",
+        "remaining_ttl",
+        "clear",
+        "acquire_lock",
+        "release_lock",
+        "read_counter",
+        "bump_counter",
+        "get_with_counter",
+        "swap",
+        "swap_many",
+        "delete_if",
+    ),
+    _explain,
+)

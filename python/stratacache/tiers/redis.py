@@ -23,8 +23,9 @@ from stratacache.config import (
     resolve_redis_cluster,
     resolve_timeout,
 )
-from stratacache.errors import ConfigurationError
+from stratacache.errors import ConfigurationError, SetupError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
+from stratacache.tiers.hints import chain, explain_failures
 from stratacache.urls import parse_redis_url
 
 _CAPABILITIES = Capabilities(versioned=True, lock=True, counter=True)
@@ -186,6 +187,7 @@ class RedisTier:
         # Parsed once, here: a URL the client could not use is a configuration error now,
         # not a CacheError on every call, and only its redacted form is kept in view.
         self._url = parse_redis_url(raw, setting) if client is None and raw else None
+        self._url_setting = setting
         self.url = self._url.redacted if self._url is not None else None
         """Where the tier connects, credentials masked (``None`` with a passed-in client)."""
         parsed = self._url
@@ -479,3 +481,62 @@ def _cluster_class() -> Any:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+# ---------------------------------------------------------------- errors that say what to fix
+
+
+def _explain(tier: RedisTier, exc: Exception) -> SetupError | None:
+    """A :class:`SetupError` for a ``rediss://`` connection whose TLS handshake failed.
+
+    The message does not change from one failure to the next (a timeout or a refusal
+    of the same server reads the same), so that it is logged once; the TLS error is
+    its cause.
+    """
+    url = tier._url
+    if url is None or url.scheme != "rediss":
+        return None
+    import ssl
+
+    setting = "url=" if tier._url_setting == "url" else tier._url_setting
+    for cause in chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return SetupError(
+                f"Redis at {url.redacted} presented a TLS certificate that was refused "
+                f"({cause.reason}: {cause.verify_message}): pass ssl_ca_certs= with the "
+                "CA bundle that signed it, or check the host name in "
+                f"{setting}"
+            )
+        if isinstance(cause, ssl.SSLError) or "handshake" in str(cause).lower():
+            return SetupError(
+                f"Redis at {url.redacted} did not complete a TLS handshake: {setting} "
+                "starts with rediss:// (TLS). If the server does not speak TLS, use "
+                "redis://; if it does, check the host and the port. ElastiCache with "
+                "in-transit encryption, Serverless included, needs rediss://"
+            )
+    return None
+
+
+explain_failures(
+    RedisTier,
+    (
+        "get",
+        "get_many",
+        "set",
+        "set_many",
+        "delete",
+        "delete_many",
+        "remaining_ttl",
+        "clear",
+        "ping",
+        "acquire_lock",
+        "release_lock",
+        "read_counter",
+        "bump_counter",
+        "get_with_counter",
+        "swap",
+        "swap_many",
+        "delete_if",
+    ),
+    _explain,
+)
