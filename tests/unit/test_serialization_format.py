@@ -52,8 +52,9 @@ def test_json_refusals_say_what_and_why() -> None:
     with pytest.raises(SerializationError) as raised:
         serializer.dumps(complex(1, 2))
     assert str(raised.value) == (
-        "cannot serialize a value of type complex with the JSON serializer; convert it to "
-        "JSON types or choose serializer=PickleSerializer(signing_key=...)"
+        "cannot serialize a value of type complex with the JSON serializer; declare it with "
+        "JsonSerializer(types=[complex]) if it is a dataclass or a Pydantic model, convert it "
+        "to JSON types, or choose serializer=PickleSerializer(signing_key=...)"
     )
     deep: list[object] = []
     for _ in range(100_000):
