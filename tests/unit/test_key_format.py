@@ -21,7 +21,15 @@ from typing import Any, NamedTuple
 import pytest
 
 from stratacache import ConfigurationError, KeyBuildError, cached
-from stratacache.keys import MAX_DEPTH, KeyLayout, KeyMaker, canonical, digest, function_id
+from stratacache.keys import (
+    MAX_DEPTH,
+    KeyLayout,
+    KeyMaker,
+    canonical,
+    digest,
+    encode_segment,
+    function_id,
+)
 
 
 class Color(enum.Enum):
@@ -85,7 +93,7 @@ def test_the_canonical_form_of_each_kind_of_argument(value: object, form: str) -
 
 def test_the_digest_is_blake2b_of_16_bytes() -> None:
     assert digest("abc") == "cf4ab791c62b8d2b2109c90275287816"
-    assert digest("\udc80") == digest("\udc80")  # a lone surrogate is digested, not refused
+    assert digest("\udc80") == "a9eac2dbc1be1ac8740107801b666f53"  # a lone surrogate is digested, not refused
 
 
 def test_the_layout_of_entries_and_generations() -> None:
@@ -267,3 +275,138 @@ def test_a_custom_key_that_cannot_be_keyed_is_named_in_full() -> None:
         f"key= of {HERE}.fetch returned a value that the value is a object, which has no "
         "stable key; return a str or a value made of JSON types, tuples and dataclasses"
     )
+
+
+# ---------------------------------------------------------------- what mutation testing found
+
+
+class Pair(NamedTuple):
+    left: object
+    right: object
+
+
+def test_containers_inside_keys_sets_and_named_tuples_are_keyed_to_any_depth() -> None:
+    assert canonical({(1, (2,)): "a"}) == "d{t[i1;t[i2;]]=s1:a}"
+    assert canonical({(1, (2,))}) == "S{t[i1;t[i2;]]}"
+    assert canonical(Pair([1], (2,))) == f"n{HERE}.Pair[l[i1;]t[i2;]]"
+
+
+def test_a_class_that_only_looks_like_a_named_tuple_is_refused() -> None:
+    class Impostor:
+        _fields = ("a",)
+
+    with pytest.raises(KeyBuildError, match="Impostor, which has no stable key"):
+        canonical(Impostor())
+
+
+def test_segments_encode_every_byte_of_utf_8_lone_surrogates_included() -> None:
+    assert encode_segment("é") == "%C3%A9"
+    assert encode_segment("\udc80") == "%ED%B2%80"
+
+
+def test_a_shortened_namespace_keeps_its_first_216_characters() -> None:
+    prefix = KeyLayout("n" * 300).prefix
+    assert prefix == "n" * 216 + "~" + digest("n" * 300) + "|"
+
+
+def test_a_function_without_a_module_is_named_under_a_question_mark() -> None:
+    def orphan() -> None:
+        pass
+
+    orphan.__module__ = None  # type: ignore[assignment]
+    assert function_id(orphan, closure=False).startswith("?.")
+
+
+def test_a_function_of_a_script_run_with_python_m_is_named_by_its_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.machinery
+    import sys
+    import types
+
+    def main_function() -> None:
+        pass
+
+    main_function.__module__ = "__main__"
+    script = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    script.__spec__ = None
+    assert function_id(main_function, closure=False).startswith("__main__.")
+    script.__spec__ = importlib.machinery.ModuleSpec("app.handler", None)
+    assert function_id(main_function, closure=False).startswith("app.handler.")
+
+
+def test_a_free_function_with_a_cache_attribute_but_nothing_wrapped_is_a_function() -> None:
+    def helper() -> None:
+        pass
+
+    helper.cache = "not a cached function"  # type: ignore[attr-defined]
+    expected = (
+        f"{HERE}.closes_over.<locals>.use@"
+        + digest(
+            f"value=function:{HERE}.test_a_free_function_with_a_cache_attribute_but_nothing_"
+            "wrapped_is_a_function.<locals>.helper"
+        )[:12]
+    )
+    assert function_id(closes_over(helper)) == expected
+
+
+def test_free_values_and_arguments_nested_up_to_the_limit_are_keyed() -> None:
+    deep: list[object] = []
+    for _ in range(MAX_DEPTH - 1):
+        deep = [deep]
+    function_id(closes_over(deep))  # no ConfigurationError
+    assert KeyMaker(fetch)(("eu", deep), {})
+
+
+def test_every_free_variable_counts_in_a_closures_name() -> None:
+    def outer() -> Any:
+        b = 2
+
+        def both() -> object:
+            return (a_late, b)
+
+        name = function_id(both)
+        a_late = 1
+        return name
+
+    assert outer().endswith("@" + digest("a_late=<unbound>;b=i2;")[:12])
+
+
+def test_closure_false_names_the_function_alone() -> None:
+    assert function_id(scaled_by(object()), closure=False) == f"{HERE}.scaled_by.<locals>.scale"
+
+
+def test_functions_that_claim_one_name_are_told_apart_by_place_then_by_code() -> None:
+    module = f"claims_{id(object())}"
+
+    def define(body: str, line: int) -> Any:
+        namespace: dict[str, Any] = {"__name__": module}
+        exec("\n" * (line - 1) + f"def f():\n    return {body}\n", namespace)
+        return namespace["f"]
+
+    first, elsewhere = define("1", 1), define("2", 5)
+    same_spot = define("3", 5)
+    assert function_id(first) == f"{module}.f"
+    assert function_id(first) == f"{module}.f"  # asked again: the same name
+    at = function_id(elsewhere)
+    assert re.fullmatch(rf"{module}\.f@L6C\d+", at)
+    assert function_id(elsewhere) == at
+    by_code = function_id(same_spot)
+    assert re.fullmatch(rf"{re.escape(at)}@[0-9a-f]{{12}}", by_code)
+    assert function_id(same_spot) == by_code
+
+
+def test_ignore_leaves_out_only_the_arguments_named() -> None:
+    assert KeyMaker(fetch, ignore=["region"])(("eu", [1]), {}) == digest("ids=l[i1;]debug=F")
+
+
+def test_a_custom_key_gets_the_keyword_arguments_too() -> None:
+    make = KeyMaker(fetch, key=lambda region, ids, debug=False: f"{region}-{debug}")
+    assert make(("eu",), {"ids": [1], "debug": True}) == "eu-True"
+
+
+def test_a_callable_without_a_qualified_name_is_named_with_a_question_mark() -> None:
+    with pytest.raises(KeyBuildError) as raised:
+        KeyMaker(functools.partial(fetch), ignore=["nope"])
+    assert str(raised.value) == "ignore names ['nope'] that functools.? does not take"
