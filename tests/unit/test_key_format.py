@@ -93,7 +93,8 @@ def test_the_canonical_form_of_each_kind_of_argument(value: object, form: str) -
 
 def test_the_digest_is_blake2b_of_16_bytes() -> None:
     assert digest("abc") == "cf4ab791c62b8d2b2109c90275287816"
-    assert digest("\udc80") == "a9eac2dbc1be1ac8740107801b666f53"  # a lone surrogate is digested, not refused
+    # a lone surrogate is digested, not refused
+    assert digest("\udc80") == "a9eac2dbc1be1ac8740107801b666f53"
 
 
 def test_the_layout_of_entries_and_generations() -> None:
