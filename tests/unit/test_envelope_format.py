@@ -247,3 +247,68 @@ def test_the_signing_key_comes_from_the_argument_the_serializer_or_the_environme
     assert resolve_signing_key(b"a" * 16, JsonSerializer()) == b"a" * 16
     with pytest.raises(ConfigurationError, match=r"^signing_key must be at least 16 bytes"):
         resolve_signing_key(b"a" * 15, JsonSerializer())
+
+
+# ---------------------------------------------------------------- what mutation testing found
+
+
+class Failing:
+    """A serializer whose dumps fails with its own error."""
+
+    id: ClassVar[int] = 4
+
+    def dumps(self, value: object) -> bytes:
+        raise ValueError("no")
+
+    def loads(self, data: bytes) -> object:
+        return data
+
+
+def test_a_serializers_own_error_is_named_with_the_value_type() -> None:
+    with pytest.raises(SerializationError) as raised:
+        Codec(Failing()).payload([1])
+    assert str(raised.value) == "cannot serialize a list: ValueError: no"
+
+
+def test_compression_starts_at_exactly_1_kib() -> None:
+    codec = Codec(RawBytes())
+    assert codec.payload(b"a" * 1023).flags == 0x03
+    assert codec.payload(b"a" * 1024).flags == 0x13
+
+
+def test_the_signature_is_hmac_sha256_of_the_key_name_header_and_payload() -> None:
+    import hashlib
+    import hmac
+
+    codec = Codec(signing_key=KEY)
+    key = "t|k\udc80"  # a lone surrogate in a key (from an event body) is signed too
+    blob = codec.wrap(
+        key, codec.payload(1), version=VERSION, generation=0, expires_at=None, keep_until=None
+    )
+    name = key.encode("utf-8", "surrogatepass")
+    header, data = blob[:HEADER_SIZE], blob[HEADER_SIZE + MAC_SIZE :]
+    expected = hmac.new(
+        KEY, len(name).to_bytes(4, "big") + name + header + data, hashlib.sha256
+    ).digest()
+    assert blob[HEADER_SIZE : HEADER_SIZE + MAC_SIZE] == expected
+    assert codec.decode(key, blob).value == 1
+
+
+def test_a_long_unsigned_entry_is_refused_as_unsigned_not_as_forged() -> None:
+    plain = Codec()
+    blob = plain.wrap(
+        "k", plain.payload("x" * 100), version=VERSION, generation=0, expires_at=None,
+        keep_until=None,
+    )  # fmt: skip
+    with pytest.raises(SerializationError, match=r"^entry is not signed"):
+        Codec(signing_key=KEY).decode("k", blob)
+
+
+def test_a_value_that_inflates_past_one_step_comes_back_whole() -> None:
+    codec = Codec()
+    value = "ab" * (1 << 20)  # 2 MiB of JSON: inflated in several steps
+    blob = codec.wrap(
+        "k", codec.payload(value), version=VERSION, generation=0, expires_at=None,
+        keep_until=None,
+    )  # fmt: skip
+    assert codec.decode("k", blob).value == value
