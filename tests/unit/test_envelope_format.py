@@ -240,7 +240,8 @@ def test_the_signing_key_comes_from_the_argument_the_serializer_or_the_environme
 ) -> None:
     assert resolve_signing_key(None, JsonSerializer()) is None
     assert resolve_signing_key("k" * 16, JsonSerializer()) == b"k" * 16
-    assert resolve_signing_key(bytearray(b"b" * 16), JsonSerializer()) == b"b" * 16
+    buffer: object = bytearray(b"b" * 16)  # any bytes-like key
+    assert resolve_signing_key(buffer, JsonSerializer()) == b"b" * 16  # type: ignore[arg-type]
     assert resolve_signing_key(None, PickleSerializer(signing_key=b"p" * 16)) == b"p" * 16
     monkeypatch.setenv("STRATACACHE_SIGNING_KEY", "e" * 16)
     assert resolve_signing_key(None, JsonSerializer()) == b"e" * 16
