@@ -62,7 +62,11 @@ MODULES: tuple[Target, ...] = (
     ),
     Target(
         "serialization.py",
-        ("tests/unit/test_serialization.py", "tests/unit/test_serialization_format.py"),
+        (
+            "tests/unit/test_serialization.py",
+            "tests/unit/test_serialization_format.py",
+            "tests/unit/test_serialization_types.py",
+        ),
         0.9,
     ),
 )
