@@ -13,7 +13,7 @@ ARCHS ?= x86_64 arm64
 RUNTIMES ?= 3.10 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: help venv sam-venv nginx test lint docs demo report bench layer layer-lock sam-build validate clean
+.PHONY: help venv sam-venv nginx test lint docs demo report bench mutate layer layer-lock sam-build validate clean
 
 help:
 	@echo "make demo    run the example handler against a local Redis-compatible server and moto"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench   per-call cost ratios against cachetools, lru_cache, raw redis-py and boto3, and cold starts"
 	@echo "make layer   dist/ layer zips per Python runtime and architecture, with their sizes"
 	@echo "make lint    ruff, mypy --strict and the import layers (import-linter)"
+	@echo "make mutate  mutation testing: the share of wrong versions of each module its tests catch"
 	@echo "make docs    the documentation site, mkdocs build --strict, into dist/site"
 	@echo "cd layer && sam build && sam deploy --guided   deploy the layer stack (.venv-sam/bin)"
 	@echo "sam build && sam deploy --guided   then the cache table and example, which use it"
@@ -86,6 +87,13 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m devkit.bench
+
+# mutmut on keys, the envelope, serialization and the breaker (tests/mutate.py lists them),
+# each against its fast tests; prints the killed share per module. MUTATE_ARGS=--survivors
+# lists the mutants that lived. Not part of `make test` (minutes); its quick mode is.
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	$(PY) -m tests.mutate $(MUTATE_ARGS)
 
 # One zip per Python runtime and architecture, built by the targets `sam build` runs; a
 # runtime without an interpreter on this machine is skipped, and said so.

@@ -7,12 +7,14 @@ tests never see each other's entries.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from devkit.faults import RedisClusterServers
 from devkit.servers import MotoServer, RedisServer, create_cache_table, fake_aws_environment
 
 # boto3 must never find real credentials or a real region from the machine.
@@ -24,7 +26,7 @@ for _name in list(os.environ):
 import stratacache.tiers  # noqa: E402 - after the environment is made safe
 from stratacache import lifecycle, metrics  # noqa: E402
 from stratacache.tiers import DynamoDBTier, RedisTier  # noqa: E402
-from tests.support import FakeSnapshotRuntime  # noqa: E402
+from tests.support import REDIS_SECRET, FakeSnapshotRuntime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,37 @@ def redis_server() -> Iterator[RedisServer]:
 def moto_server() -> Iterator[MotoServer]:
     with MotoServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def locked_redis() -> Iterator[RedisServer]:
+    """A server that wants ``REDIS_SECRET`` as the default user's password, with an ACL user
+    ``app`` whose password is ``REDIS_SECRET + "-app"``."""
+    import redis
+
+    with RedisServer(None, "--requirepass", REDIS_SECRET) as server:
+        admin = redis.Redis(host="127.0.0.1", port=server.port, password=REDIS_SECRET)
+        admin.acl_setuser(
+            "app", enabled=True, passwords=[f"+{REDIS_SECRET}-app"], keys=["~*"], commands=["+@all"]
+        )
+        admin.close()
+        yield server
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A server of this test's own, to kill or pause."""
+    with RedisServer() as server:
+        yield server
+        if server.proc is not None:  # not killed by the test
+            os.kill(server.pid, signal.SIGCONT)  # whatever a failed test left paused
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three primaries, started once for the session."""
+    with RedisClusterServers(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture

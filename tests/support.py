@@ -24,6 +24,9 @@ from stratacache.tiers.base import Missing
 
 T = TypeVar("T")
 
+REDIS_SECRET = "s3cret-Pa55word-4f9a"
+"""The default user's password on the session's ``locked_redis`` server."""
+
 
 class FakeClock:
     """A clock that moves only when told to."""
@@ -36,6 +39,21 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FakeTime:
+    """A monotonic clock that moves only when the code under test sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
 
 
 class FakeSnapshotRuntime(ModuleType):
@@ -749,3 +767,75 @@ class FakeSharedTier:
         found = self.get(key)
         self.calls.pop()
         return found, self.counters.get(counter, 0)
+
+
+# ---------------------------------------------------------------- DynamoDB requests as sent
+
+
+def dynamodb_requests(client: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(operation, parameters)`` of every call ``client`` makes from now on, as sent."""
+    import copy
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, copy.deepcopy(params)))
+
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    return sent
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still false after {timeout}s: {condition}"
+        time.sleep(0.005)
+
+
+def zlib_bomb(inflated: int) -> bytes:
+    """zlib data that inflates to ``inflated`` bytes (whole MiB) of zeros: a few hundred KiB."""
+    import zlib
+
+    packer = zlib.compressobj(9)
+    chunk = b"\0" * (1 << 20)
+    parts = [packer.compress(chunk) for _ in range(inflated >> 20)]
+    return b"".join(parts) + packer.flush()
+
+
+def all_waiting(threads: list[threading.Thread]) -> bool:
+    """Whether every one of ``threads`` is blocked in a threading wait (an Event, a Condition).
+
+    Read from the threads' current frames, so a test can release a gate once the
+    others have piled up behind it instead of sleeping and hoping they have.
+    """
+    import sys
+
+    frames = sys._current_frames()
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        if frame is None or frame.f_code.co_name != "wait":
+            return False
+        if not frame.f_code.co_filename.endswith("threading.py"):
+            return False
+    return True
+
+
+def throttle_call(client: Any, operation: str, nth: int) -> list[int]:
+    """Make the ``nth`` call of ``operation`` on a boto3 DynamoDB client fail with a
+    ThrottlingException before it is sent; the list returned counts the calls."""
+    from botocore.exceptions import ClientError
+
+    calls = [0]
+
+    def throttle(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] == nth:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation
+            )
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", throttle)
+    return calls

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from devkit.lambda_local import RUNTIMES, build_layer, layer_interpreter
 
-from tests.support import ROOT, Build, sam_env, sam_tool
+from tests.support import ROOT, Build, load_cloudformation, sam_env, sam_tool
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """template.yaml as data, short tags read as their long forms."""
+    return load_cloudformation()
 
 
 def _sam_build(folder: Path, out: Path) -> None:

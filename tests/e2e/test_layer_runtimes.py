@@ -27,7 +27,7 @@ from devkit.servers import MotoServer, RedisServer, fake_aws_environment
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from tests.support import ROOT, Build
+from tests.support import ROOT, Build, load_cloudformation
 
 # The distributions each layer ships besides stratacache, per runtime (from its lock).
 LOCKED = {
@@ -234,14 +234,7 @@ def test_the_arm64_layer_has_the_same_pure_python_content_and_no_native_code(
 def test_each_template_layer_declares_the_one_runtime_whose_bytecode_it_carries(
     sam_built: Build,
 ) -> None:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """Intrinsic functions (!Ref, !Sub) are irrelevant here: read as None."""
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    text = (sam_built.layers / "template.yaml").read_text()
-    resources = yaml.load(text, Loader=Loader)["Resources"]
+    resources = load_cloudformation(sam_built.layers / "template.yaml")["Resources"]
     layers = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::LayerVersion"}
     assert sorted(layers) == [f"StratacacheLayerPython3{v.split('.')[1]}" for v in RUNTIMES]
     for version in RUNTIMES:

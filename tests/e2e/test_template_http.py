@@ -22,7 +22,7 @@ import pytest
 
 from stratacache.http import HttpCache
 from stratacache.warmup import is_warmup
-from tests.support import ROOT, load_cloudformation, sam_tool
+from tests.support import ROOT, sam_tool
 
 OPTIONS = {
     "EnableApiCache": "WithApiCache",
@@ -30,11 +30,6 @@ OPTIONS = {
     "WarmupSchedule": "WithWarmup",
 }
 OFF = {"EnableApiCache": "false", "EnableCloudFront": "false", "WarmupSchedule": ""}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_cloudformation()
 
 
 def resource(template: dict[str, Any], name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from stratacache import cached, publish_metrics
 from stratacache.metrics import BREAKER_OPENED, ERROR, HIT, MISS, ORIGIN, ORIGIN_CALL
-from tests.support import emf_lines, load_cloudformation
+from tests.support import emf_lines
 
 REGION = "us-east-1"
 STAGE = "dev"
@@ -22,11 +22,6 @@ def evaluate(expression: str, values: dict[str, float]) -> float:
     assert re.fullmatch(r"[\w\s+\-*/().]+", plain), plain
     result: float = eval(plain, {"__builtins__": {}}, values)
     return result
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_cloudformation()
 
 
 def defaults(template: dict[str, Any]) -> dict[str, str]:

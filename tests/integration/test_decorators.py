@@ -547,5 +547,7 @@ def test_closures_from_one_factory_never_share_entries_in_l2_and_l3(
     assert double(5) == 10
     triple.cache.tiers[0].clear("")  # only the shared tiers could make them meet
     assert triple(5) == 15
-    assert scaled_by(2, remote_env)(5) == 10  # the same closure elsewhere shares, from L2
+    again = scaled_by(2, remote_env)  # the same closure, as another environment builds it
+    assert again(5) == 10
+    assert again.cache.stats()["L2"]["hits"] == 1  # it shares double's entry, from L2
     assert double.cache.namespace != triple.cache.namespace

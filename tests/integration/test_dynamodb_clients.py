@@ -19,6 +19,7 @@ from stratacache.errors import PartialReadError, StratacacheError
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MISS, DynamoDBTier, MemoryTier, Tier
 from stratacache.tiers.dynamodb import error_code
+from tests.support import throttle_call
 
 pytestmark = pytest.mark.slow
 
@@ -235,17 +236,7 @@ def test_get_many_keeps_earlier_chunks_when_a_later_one_fails(
     tier = DynamoDBTier(table_name, client=dynamodb_client)
     keys = [f"k:{n}" for n in range(150)]  # two BatchGetItem chunks: 100 + 50
     tier.set_many({key: key.encode() for key in keys}, 60)
-    calls = [0]
-
-    def throttle_the_second(**_: Any) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
-                "BatchGetItem",
-            )
-
-    dynamodb_client.meta.events.register("before-call.dynamodb.BatchGetItem", throttle_the_second)
+    throttle_call(dynamodb_client, "BatchGetItem", 2)
     with pytest.raises(PartialReadError) as raised:
         tier.get_many(keys)
     assert raised.value.found == [key.encode() for key in keys[:100]] + [MISS] * 50

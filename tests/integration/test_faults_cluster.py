@@ -16,15 +16,9 @@ from stratacache.tiers import MISS, MemoryTier, RedisTier, tiers_from_env
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers(3) as own:
-        yield own
-
-
 @pytest.fixture
-def tier(cluster: RedisClusterServers) -> Iterator[RedisTier]:
-    tier = RedisTier(cluster.url, cluster=True, key_prefix="t:")
+def tier(redis_cluster: RedisClusterServers) -> Iterator[RedisTier]:
+    tier = RedisTier(redis_cluster.url, cluster=True, key_prefix="t:")
     tier.client.flushall(target_nodes="primaries")
     yield tier
     tier.close()
@@ -84,9 +78,9 @@ def test_the_cache_and_decorator_over_a_cluster(tier: RedisTier) -> None:
 
 
 def test_cluster_mode_from_the_environment(
-    cluster: RedisClusterServers, monkeypatch: pytest.MonkeyPatch
+    redis_cluster: RedisClusterServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STRATACACHE_REDIS_URL", cluster.url)
+    monkeypatch.setenv("STRATACACHE_REDIS_URL", redis_cluster.url)
     monkeypatch.setenv("STRATACACHE_REDIS_CLUSTER", "true")
     _, l2 = tiers_from_env()
     assert isinstance(l2, RedisTier)

@@ -5,7 +5,6 @@ Counts are read from the EMF JSON that Powertools prints.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -20,24 +19,9 @@ from stratacache import cached_tiered, publish_metrics
 from stratacache.breaker import OPEN, CircuitBreaker
 from stratacache.errors import ConfigurationError
 from stratacache.tiers import DynamoDBTier, MemoryTier
+from tests.support import cache_counts, emf_lines
 
 pytestmark = pytest.mark.slow
-
-
-def emf_counts(text: str) -> dict[str, dict[str, int]]:
-    """``{tier: {metric: value}}`` from Powertools' EMF lines in captured stdout."""
-    out: dict[str, dict[str, int]] = {}
-    for line in text.splitlines():
-        if not line.startswith("{"):
-            continue
-        doc = json.loads(line)
-        if "tier" not in doc:
-            continue
-        for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            raw = doc[definition["Name"]]
-            total = sum(raw) if isinstance(raw, list) else raw
-            out.setdefault(doc["tier"], {})[definition["Name"]] = int(total)
-    return out
 
 
 @pytest.fixture
@@ -82,7 +66,7 @@ def test_throttling_and_server_errors_fail_open_and_are_counted(
         assert faults.injected == 10
         assert sum(error in r.getMessage() for r in caplog.records) == 10
         publish_metrics()
-        counts = emf_counts(emf.readouterr().out)
+        counts = cache_counts(emf_lines(emf.readouterr().out))
         assert counts["L3"]["CacheError"] == 20
         assert counts["L3"]["CacheMiss"] == 0
         assert counts["L3"]["CacheHit"] == 0
@@ -91,7 +75,7 @@ def test_throttling_and_server_errors_fail_open_and_are_counted(
         assert [double(n) for n in range(10)] == [n * 2 for n in range(10)]  # now stored
         assert [double(n) for n in range(10)] == [n * 2 for n in range(10)]  # from L3
         publish_metrics()
-        counts = emf_counts(emf.readouterr().out)
+        counts = cache_counts(emf_lines(emf.readouterr().out))
         assert counts["L3"] == {"CacheHit": 10, "CacheMiss": 10, "CacheError": 0}
         assert set(computed.values()) == {2}
     finally:

@@ -29,7 +29,7 @@ from stratacache.envelope import DEFAULT_MAX_BYTES, Codec
 from stratacache.serialization import Serializer
 from stratacache.tiers import DynamoDBTier, RedisTier
 from stratacache.tiers.base import Tier
-from tests.support import FakeClock, dynamodb_attribute_values
+from tests.support import FakeClock, dynamodb_attribute_values, zlib_bomb
 
 KEY = b"a signing key of 32 bytes, or so"
 _HEADER = struct.Struct(">2sBB8sQQQQI")
@@ -48,13 +48,6 @@ class CreatesFile:
 def envelope(flags: int, payload: bytes, fmt: int = 3) -> bytes:
     """An envelope header around any payload, as an attacker would write one."""
     return _HEADER.pack(b"SC", fmt, flags, b"attacker", 0, 0, 0, 0, 0) + payload
-
-
-def zlib_bomb(inflated: int) -> bytes:
-    packer = zlib.compressobj(9)
-    return (
-        b"".join(packer.compress(b" " * (1 << 20)) for _ in range(inflated >> 20)) + packer.flush()
-    )
 
 
 def poisons(path: Path, codec: Codec, key: str, other_key: str) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,13 +33,6 @@ HANG_GUARD = 30.0
 """Seconds after which a test gives up on something that should have ended long before."""
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as own:
-        yield own
-        os.kill(own.pid, signal.SIGCONT)  # whatever a failed test left paused
-
-
 # ---------------------------------------------------------------- fork()
 
 
@@ -56,7 +49,9 @@ def exit_code(pid: int) -> int:
     pytest.fail(f"the forked child hung: still running after {HANG_GUARD} s")
 
 
-def test_a_child_forked_during_a_computation_computes_the_key_itself(server: RedisServer) -> None:
+def test_a_child_forked_during_a_computation_computes_the_key_itself(
+    own_redis_server: RedisServer,
+) -> None:
     parent = os.getpid()
     computing, finish = threading.Event(), threading.Event()
     computed_in: list[int] = []
@@ -64,7 +59,7 @@ def test_a_child_forked_during_a_computation_computes_the_key_itself(server: Red
     # lock=False: a lease the parent holds in Redis would rightly make the child wait up to
     # lock_wait; what is under test is the in-process state the child inherits.
     @cached_tiered(
-        tiers=[MemoryTier(), RedisTier(server.url)], ttl=60, namespace="fork", lock=False
+        tiers=[MemoryTier(), RedisTier(own_redis_server.url)], ttl=60, namespace="fork", lock=False
     )
     def report(day: str) -> str:
         computed_in.append(os.getpid())
@@ -99,9 +94,9 @@ def test_a_child_forked_during_a_computation_computes_the_key_itself(server: Red
 
 
 def test_an_event_loop_that_ends_during_the_lease_write_gives_the_lease_back(
-    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    own_redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Proxy(server.port) as proxy:
+    with Proxy(own_redis_server.port) as proxy:
         tier = RedisTier(proxy.url, socket_timeout=HANG_GUARD)  # the lease write is slow, not lost
         calls: list[str] = []
 
@@ -134,7 +129,9 @@ def test_an_event_loop_that_ends_during_the_lease_write_gives_the_lease_back(
         assert leases == [True]  # the lease did land in Redis
         assert calls == []  # before the function ran
         full_key = quote.cache.full_key(quote.cache_key("AMZN"))
-        assert redis.Redis.from_url(server.url).get(full_key) is None  # and was given back
+        assert (
+            redis.Redis.from_url(own_redis_server.url).get(full_key) is None
+        )  # and was given back
 
         monkeypatch.setattr(tier, "swap", swap)
         with redis_round_trips() as trips:
@@ -184,11 +181,11 @@ class Operations:
 
 
 def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker(
-    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    own_redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A breaker that never opens here: the bound must hold without it.
     breaker = CircuitBreaker(threshold=100, cooldown=60)
-    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=breaker)
+    tier = RedisTier(own_redis_server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=breaker)
     callers = 4
     computing = threading.Barrier(callers + 1, timeout=HANG_GUARD)
     resume = threading.Event()
@@ -207,7 +204,7 @@ def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker
         threading.Thread(target=lambda n=n: results.update({n: square(n)}), name=f"caller-{n}")
         for n in range(1, callers + 1)
     ]
-    with paused(server):
+    with paused(own_redis_server):
         for thread in threads:
             thread.start()
         computing.wait()  # every caller's read timed out; they are computing
@@ -217,7 +214,7 @@ def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker
     assert operations.outcomes("MainThread") == ["ok"]
     assert breaker.failures == 0  # ...and resets the breaker, which now lets writes through
 
-    with paused(server):  # a write sent now would time out too
+    with paused(own_redis_server):  # a write sent now would time out too
         resume.set()
         for thread in threads:
             thread.join(HANG_GUARD)
@@ -230,18 +227,18 @@ def test_each_call_waits_for_one_timeout_while_another_thread_resets_the_breaker
 
 
 def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
-    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    own_redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
     # No breaker: the bound holds without one.
-    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
+    tier = RedisTier(own_redis_server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
     cache = TieredCache(
         [tier], ttl=60, namespace="refresh", freshness=Freshness(grace=600), clock=clock
     )
     assert cache.get_or_compute("rate", lambda: "old") == "old"
     clock.advance(61)  # stale, within its grace: served while one caller refreshes it
     operations = Operations(tier, monkeypatch)
-    admin = redis.Redis.from_url(server.url)
+    admin = redis.Redis.from_url(own_redis_server.url)
     admin.client_pause(int(HANG_GUARD * 1000), all=False)  # reads answer, writes hang
     try:
         assert cache.get_or_compute("rate", lambda: "new") == "new"
@@ -253,11 +250,11 @@ def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
 
 
 def test_a_batch_read_waits_for_one_timeout_with_its_generation_check(
-    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    own_redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tier = RedisTier(server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
+    tier = RedisTier(own_redis_server.url, socket_timeout=0.3, connect_timeout=0.3, breaker=False)
     cache = TieredCache([tier], ttl=60, namespace="batch")
     operations = Operations(tier, monkeypatch)
-    with paused(server):
+    with paused(own_redis_server):
         assert cache.get_many(["a", "b"]) == {}  # its first call reads the generation too
     assert operations.ops["MainThread"] == [("read_counter", "timeout")]

@@ -18,22 +18,11 @@ from stratacache.errors import ConfigurationError
 from stratacache.iam import ElastiCacheIAMProvider
 from stratacache.tiered import TieredCache
 from stratacache.tiers import MemoryTier, RedisTier
+from tests.support import REDIS_SECRET
 
 pytestmark = pytest.mark.slow
 
-SECRET = "s3cret-Pa55word-4f9a"
-
-
-@pytest.fixture(scope="module")
-def locked() -> Iterator[RedisServer]:
-    """A server that wants a password, with an ACL user ``app``."""
-    with RedisServer(None, "--requirepass", SECRET) as server:
-        admin = redis.Redis(host="127.0.0.1", port=server.port, password=SECRET)
-        admin.acl_setuser(
-            "app", enabled=True, passwords=[f"+{SECRET}-app"], keys=["~*"], commands=["+@all"]
-        )
-        admin.close()
-        yield server
+SECRET = REDIS_SECRET
 
 
 def _url(server: RedisServer, userinfo: str, port: int | None = None) -> str:
@@ -41,11 +30,11 @@ def _url(server: RedisServer, userinfo: str, port: int | None = None) -> str:
 
 
 def test_no_password_in_logs_errors_or_reprs(
-    locked: RedisServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    locked_redis: RedisServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = RedisTier(_url(locked, f":{SECRET}"), breaker=False)
-    wrong = RedisTier(_url(locked, f"app:{SECRET}-wrong"), breaker=False)
-    nowhere = RedisTier(_url(locked, f"app:{SECRET}", port=free_port()), breaker=False)
+    good = RedisTier(_url(locked_redis, f":{SECRET}"), breaker=False)
+    wrong = RedisTier(_url(locked_redis, f"app:{SECRET}-wrong"), breaker=False)
+    nowhere = RedisTier(_url(locked_redis, f"app:{SECRET}", port=free_port()), breaker=False)
     seen: list[str] = []
     with caplog.at_level(logging.DEBUG):  # every logger, every level
         for tier in (good, wrong, nowhere):
@@ -71,10 +60,12 @@ def test_no_password_in_logs_errors_or_reprs(
         assert SECRET not in text  # ... without the password
 
 
-def test_acl_user_in_the_url_or_as_arguments(locked: RedisServer) -> None:
+def test_acl_user_in_the_url_or_as_arguments(locked_redis: RedisServer) -> None:
     for tier in (
-        RedisTier(_url(locked, f"app:{SECRET}-app")),
-        RedisTier(f"redis://127.0.0.1:{locked.port}/0", username="app", password=f"{SECRET}-app"),
+        RedisTier(_url(locked_redis, f"app:{SECRET}-app")),
+        RedisTier(
+            f"redis://127.0.0.1:{locked_redis.port}/0", username="app", password=f"{SECRET}-app"
+        ),
     ):
         cache = TieredCache([tier], namespace="acl")
         cache.set("k", 1)
@@ -95,9 +86,9 @@ class RotatingProvider:
         return "app", f"{SECRET}-app"
 
 
-def test_credential_provider_is_asked_at_every_connection(locked: RedisServer) -> None:
+def test_credential_provider_is_asked_at_every_connection(locked_redis: RedisServer) -> None:
     provider = RotatingProvider()
-    tier = RedisTier(f"redis://127.0.0.1:{locked.port}/0", credential_provider=provider)
+    tier = RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0", credential_provider=provider)
 
     @cached_tiered(tiers=[tier], namespace="provider")
     def f(n: int) -> int:
@@ -105,7 +96,7 @@ def test_credential_provider_is_asked_at_every_connection(locked: RedisServer) -
 
     assert f(1) == 2
     assert provider.calls == 1
-    admin = redis.Redis(host="127.0.0.1", port=locked.port, password=SECRET)
+    admin = redis.Redis(host="127.0.0.1", port=locked_redis.port, password=SECRET)
     admin.client_kill_filter(_type="normal", skipme=True)
     assert f(1) == 2  # reconnected with fresh credentials, served from Redis
     assert provider.calls == 2
@@ -114,14 +105,14 @@ def test_credential_provider_is_asked_at_every_connection(locked: RedisServer) -
     tier.close()
 
 
-def test_credential_provider_settings_are_checked(locked: RedisServer) -> None:
+def test_credential_provider_settings_are_checked(locked_redis: RedisServer) -> None:
     with pytest.raises(ConfigurationError, match="get_credentials"):
-        RedisTier(f"redis://127.0.0.1:{locked.port}/0", credential_provider=lambda: "token")
+        RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0", credential_provider=lambda: "token")
     with pytest.raises(ConfigurationError, match="replaces username/password"):
-        RedisTier(_url(locked, f"app:{SECRET}"), credential_provider=RotatingProvider())
+        RedisTier(_url(locked_redis, f"app:{SECRET}"), credential_provider=RotatingProvider())
 
 
-def test_elasticache_iam_token_is_signed_reused_and_accepted(locked: RedisServer) -> None:
+def test_elasticache_iam_token_is_signed_reused_and_accepted(locked_redis: RedisServer) -> None:
     import botocore.session
 
     session = botocore.session.get_session()
@@ -148,10 +139,10 @@ def test_elasticache_iam_token_is_signed_reused_and_accepted(locked: RedisServer
     assert token not in repr(provider)
 
     # The server takes the token as the user's password, so the hook is proven end to end.
-    admin = redis.Redis(host="127.0.0.1", port=locked.port, password=SECRET)
+    admin = redis.Redis(host="127.0.0.1", port=locked_redis.port, password=SECRET)
     admin.acl_setuser("iam-user", enabled=True, passwords=[f"+{token}"], keys=["~*"],
                       commands=["+@all"])  # fmt: skip
-    tier = RedisTier(f"redis://127.0.0.1:{locked.port}/0", credential_provider=provider)
+    tier = RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0", credential_provider=provider)
     cache = TieredCache([tier], namespace="iam")
     cache.set("k", "v")
     assert cache.get("k") == "v"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -11,6 +10,7 @@ from devkit.servers import RedisServer
 from stratacache.breaker import CLOSED, OPEN, CircuitBreaker
 from stratacache.tiered import TieredCache
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
+from tests.support import wait_until
 
 
 def test_all_tiers_healthy_and_the_probe_leaves_nothing_behind(
@@ -71,10 +71,7 @@ def test_close_releases_connections_and_the_cache_reconnects(redis_server: Redis
 
     assert connected()
     cache.close()
-    deadline = time.monotonic() + 5
-    while connected():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: not connected())
     assert cache.get("k") == 1
     assert connected()
     cache.close()

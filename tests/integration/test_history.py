@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ENVIRONMENT = textwrap.dedent(
     """
-    import json, random, sys, threading, time
+    import json, random, sys, threading, time, traceback
     import redis
     from stratacache import DynamoDBTier, MemoryTier, RedisTier, cached_tiered
 
@@ -42,7 +42,14 @@ ENVIRONMENT = textwrap.dedent(
         time.sleep(random.random() / 500)  # widen the window a fill is in flight
         return seen
 
-    history, guard = [], threading.Lock()
+    history, guard, errors = [], threading.Lock(), []
+
+    def record_error(args):
+        # An exception in a worker would otherwise be printed and lost: exit 0.
+        errors.append("".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                         args.exc_traceback)))
+
+    threading.excepthook = record_error
 
     def worker(number):
         rng = random.Random(f"{seed}-{number}")
@@ -68,6 +75,8 @@ ENVIRONMENT = textwrap.dedent(
         thread.start()
     for thread in pool:
         thread.join()
+    if errors:
+        sys.exit(f"{len(errors)} worker(s) failed:\\n" + "\\n".join(errors))
     print(json.dumps(history))
     """
 )
@@ -89,6 +98,25 @@ def violations(history: list[list[Any]]) -> list[str]:
     return found
 
 
+def start_environments(
+    source: str, tmp_path: Path, redis_url: str, endpoint: str, table: str, ops: int, lock: str
+) -> list[subprocess.Popen[str]]:
+    """Three environments running ``source``, three worker threads each."""
+    script = tmp_path / "environment.py"
+    script.write_text(source)
+    env = {**os.environ, **fake_aws_environment(endpoint), "PYTHONPATH": str(ROOT / "python")}
+    return [
+        subprocess.Popen(
+            [sys.executable, str(script), redis_url, table, str(seed), "3", str(ops), lock],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for seed in range(3)
+    ]
+
+
 @pytest.mark.parametrize("lock", ["on", "off"])
 def test_no_read_is_older_than_an_invalidate_or_refresh_that_came_before_it(
     tmp_path: Path,
@@ -99,23 +127,9 @@ def test_no_read_is_older_than_an_invalidate_or_refresh_that_came_before_it(
 ) -> None:
     table = f"history-{lock}"
     create_cache_table(dynamodb_client, table)
-    script = tmp_path / "environment.py"
-    script.write_text(ENVIRONMENT)
-    env = {
-        **os.environ,
-        **fake_aws_environment(moto_server.endpoint),
-        "PYTHONPATH": str(ROOT / "python"),
-    }
-    environments = [
-        subprocess.Popen(
-            [sys.executable, str(script), redis_server.url, table, str(seed), "3", "100", lock],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for seed in range(3)
-    ]
+    environments = start_environments(
+        ENVIRONMENT, tmp_path, redis_server.url, moto_server.endpoint, table, 100, lock
+    )
     histories = []
     for process in environments:
         out, err = process.communicate(timeout=300)
@@ -127,6 +141,23 @@ def test_no_read_is_older_than_an_invalidate_or_refresh_that_came_before_it(
     assert promises > 30
     for history in histories:
         assert violations(history) == []
+
+
+def test_a_failure_in_a_worker_thread_fails_its_environment(
+    tmp_path: Path, redis_server: RedisServer, moto_server: MotoServer, dynamodb_client: Any
+) -> None:
+    """The control: the refresh check made to fail in every worker reaches the test."""
+    broken = ENVIRONMENT.replace("assert got >= seen", "assert got < 0")
+    assert broken != ENVIRONMENT
+    create_cache_table(dynamodb_client, "history-broken")
+    environments = start_environments(
+        broken, tmp_path, redis_server.url, moto_server.endpoint, "history-broken", 40, "off"
+    )
+    for process in environments:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 1, err
+        assert "3 worker(s) failed" in err
+        assert err.count("AssertionError") == 3
 
 
 def test_the_checker_catches_a_stale_read() -> None:

@@ -34,7 +34,7 @@ from stratacache import (
     warm,
 )
 from stratacache.tiers import Tier, shared_tier
-from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy
+from tests.support import FakeClock, FakeSnapshotRuntime, KeepAliveProxy, wait_until
 
 NAME = "stratacache-lifecycle"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "app" / "handler.py"
@@ -71,13 +71,9 @@ def accepted(redis_client: Any) -> int:
     return int(redis_client.info("stats")["total_connections_received"])
 
 
-def gone(redis_client: Any, ids: list[int], within: float = 10.0) -> bool:
+def gone(redis_client: Any, ids: list[int]) -> bool:
     """Whether the server stops listing ``ids`` (it learns of a close when it reads it)."""
-    deadline = time.monotonic() + within
-    while set(ids) & set(named(redis_client)):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+    wait_until(lambda: not set(ids) & set(named(redis_client)))
     return True
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,22 +17,16 @@ from stratacache import cached, cached_tiered
 from stratacache.errors import ConfigurationError
 from stratacache.tiered import TieredCache
 from stratacache.tiers import RedisTier
+from tests.support import REDIS_SECRET
 
-SECRET = "q5-Secret-Pa55word-77"
-
-
-@pytest.fixture(scope="module")
-def locked() -> Iterator[RedisServer]:
-    """A server that wants ``SECRET`` as the default user's password."""
-    with RedisServer(None, "--requirepass", SECRET) as server:
-        yield server
+SECRET = REDIS_SECRET
 
 
 def test_a_password_in_the_query_connects_and_never_shows(
-    locked: RedisServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    locked_redis: RedisServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = RedisTier(f"redis://127.0.0.1:{locked.port}/0?password={SECRET}", breaker=False)
-    wrong = RedisTier(f"redis://127.0.0.1:{locked.port}/0?password={SECRET}-x", breaker=False)
+    good = RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0?password={SECRET}", breaker=False)
+    wrong = RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0?password={SECRET}-x", breaker=False)
     seen: list[str] = []
     with caplog.at_level(logging.DEBUG):  # every logger, every level
         for tier in (good, wrong):
@@ -46,11 +40,11 @@ def test_a_password_in_the_query_connects_and_never_shows(
     captured = capsys.readouterr()
     for text in (caplog.text, captured.out, captured.err, *seen):
         assert SECRET not in text  # ... without the password
-    assert f"redis://***@127.0.0.1:{locked.port}/0" in seen[0]
+    assert f"redis://***@127.0.0.1:{locked_redis.port}/0" in seen[0]
 
 
-def test_username_and_password_query_options_reach_the_server(locked: RedisServer) -> None:
-    tier = RedisTier(f"redis://127.0.0.1:{locked.port}/0?username=default&password={SECRET}")
+def test_username_and_password_query_options_reach_the_server(locked_redis: RedisServer) -> None:
+    tier = RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0?username=default&password={SECRET}")
     tier.set("k", b"v", 60)
     assert tier.get("k") == b"v"
     assert tier.client.acl_whoami() == "default"
@@ -79,10 +73,10 @@ def decorate_and_call(decorator: Callable[..., Any]) -> int:
 
 
 def test_an_unencoded_slash_in_the_password_is_refused_without_leaking_it(
-    locked: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    locked_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = SECRET[:9], SECRET[9:]
-    url = f"redis://:{first}/{second}@127.0.0.1:{locked.port}/0"
+    url = f"redis://:{first}/{second}@127.0.0.1:{locked_redis.port}/0"
     monkeypatch.setenv("STRATACACHE_REDIS_URL", url)
     # redis-py used to fail every call with "Port could not be cast ... as 'q5-Secret'".
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigurationError) as raised:
@@ -122,20 +116,20 @@ def test_a_malformed_url_argument_names_url() -> None:
         RedisTier("redis://127.0.0.1:6379x/0")
 
 
-def test_settings_that_contradict_the_url_are_refused(locked: RedisServer) -> None:
-    url = f"redis://:{SECRET}@127.0.0.1:{locked.port}/0"
+def test_settings_that_contradict_the_url_are_refused(locked_redis: RedisServer) -> None:
+    url = f"redis://:{SECRET}@127.0.0.1:{locked_redis.port}/0"
     with pytest.raises(ConfigurationError, match="password is given both"):
         RedisTier(url, password="other")
     with pytest.raises(ConfigurationError, match="ssl_ca_certs needs a rediss://"):
-        RedisTier(f"redis://127.0.0.1:{locked.port}/0", ssl_ca_certs="/tmp/ca.pem")
+        RedisTier(f"redis://127.0.0.1:{locked_redis.port}/0", ssl_ca_certs="/tmp/ca.pem")
     with pytest.raises(ConfigurationError, match="only database 0"):
-        RedisTier(f"redis://127.0.0.1:{locked.port}/3", cluster=True)
+        RedisTier(f"redis://127.0.0.1:{locked_redis.port}/3", cluster=True)
     with pytest.raises(ConfigurationError, match="unix://"):
         RedisTier("unix:///tmp/redis.sock", cluster=True)
 
 
-def test_query_timeouts_apply_unless_an_argument_says_otherwise(locked: RedisServer) -> None:
-    url = f"redis://127.0.0.1:{locked.port}/0?socket_timeout=0.75&socket_connect_timeout=0.5"
+def test_query_timeouts_apply_unless_an_argument_says_otherwise(locked_redis: RedisServer) -> None:
+    url = f"redis://127.0.0.1:{locked_redis.port}/0?socket_timeout=0.75&socket_connect_timeout=0.5"
     tier = RedisTier(url)
     assert (tier.socket_timeout, tier.connect_timeout) == (0.75, 0.5)
     assert RedisTier(url, socket_timeout=0.1).socket_timeout == 0.1

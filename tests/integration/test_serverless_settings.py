@@ -19,14 +19,13 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 from devkit.faults import Proxy, RedisClusterServers, self_signed_certificate, tls_server_context
 from devkit.servers import LOOPBACK
 
 import stratacache.tiers
 from stratacache import ElastiCacheIAMProvider, cached_many
 from stratacache.tiers import RedisTier, tiers_from_env
-from tests.support import ROOT, cfn_resolve
+from tests.support import ROOT, cfn_resolve, load_cloudformation
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +33,9 @@ STAGE = "dev"  # the template's default; names the cache and the IAM user
 IDS = [f"id-{i}" for i in range(40)]  # enough to land on all three masters
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """``!Ref x`` reads as ``{"Ref": x}``, ``!If [...]`` as ``{"Fn::If": [...]}``, and so on."""
-
-
-def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {name: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CloudFormationLoader.add_multi_constructor("!", _short_tag)
-
-
 def template_redis_env(parameters: dict[str, str], address: str, port: int) -> dict[str, str]:
     """The STRATACACHE_REDIS_* variables the template sets, for a cache at address:port."""
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+    template = load_cloudformation(ROOT / "template.yaml")
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     known = {
         "ValkeyCache.Endpoint.Address": address,

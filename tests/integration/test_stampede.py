@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from stratacache._engine.lease import HELD, WAIT
 from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers.base import MISS
-from tests.support import Gate, GatedRedis
+from tests.support import FakeClock, FakeTime, Gate, GatedRedis, all_waiting, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,19 +89,12 @@ def start_workers(
     ]
 
 
-def wait_for(condition: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize(("mode", "count"), [("sync", 32), ("async", 16)])
 def test_a_herd_of_environments_computes_a_cold_key_once(
     tmp_path: Path, redis_server: RedisServer, redis_client: Any, mode: str, count: int
 ) -> None:
     workers = start_workers(tmp_path, redis_server.url, count, lock=True, mode=mode)
-    wait_for(lambda: int(redis_client.get("ready") or 0) == count)
+    wait_until(lambda: int(redis_client.get("ready") or 0) == count)
     redis_client.set("go", 1)
     outputs = [worker.communicate(timeout=60)[0].strip() for worker in workers]
     assert [worker.returncode for worker in workers] == [0] * count
@@ -112,7 +107,7 @@ def test_without_the_lock_the_herd_reaches_the_origin_many_times(
 ) -> None:
     """The control: the same herd with lock=False is what the lock prevents."""
     workers = start_workers(tmp_path, redis_server.url, 8, lock=False)
-    wait_for(lambda: int(redis_client.get("ready") or 0) == 8)
+    wait_until(lambda: int(redis_client.get("ready") or 0) == 8)
     redis_client.set("go", 1)
     for worker in workers:
         worker.communicate(timeout=60)
@@ -123,9 +118,9 @@ def test_a_holder_killed_mid_computation_blocks_others_only_for_the_lease(
     tmp_path: Path, redis_server: RedisServer, redis_client: Any
 ) -> None:
     (holder,) = start_workers(tmp_path, redis_server.url, 1, lock=True, lease=1.5, work=60)
-    wait_for(lambda: redis_client.exists("ready"))
+    wait_until(lambda: redis_client.exists("ready"))
     redis_client.set("go", 1)
-    wait_for(lambda: redis_client.exists("computing"))  # it holds the lease and hangs
+    wait_until(lambda: redis_client.exists("computing"))  # it holds the lease and hangs
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
 
@@ -155,7 +150,107 @@ def test_the_lease_lives_in_redis_and_is_released_by_its_holder(redis_client: An
     assert redis_client.exists(key) == 0
 
 
-def test_the_dynamodb_lease_takes_over_only_after_it_runs_out(
+def hold_the_lease(cache: TieredCache, key: str, fail: bool = False) -> tuple[Any, Any]:
+    """Start ``cache.get_or_compute(key)`` in a thread whose computation waits to be released.
+
+    ``key`` is the user's key; the lease is taken on ``cache.full_key(key)``.
+    """
+    computing, release = threading.Event(), threading.Event()
+
+    def compute() -> str:
+        computing.set()
+        assert release.wait(60)
+        if fail:
+            raise ValueError("origin down")
+        return "holder's"
+
+    def call() -> None:
+        with contextlib.suppress(ValueError):
+            cache.get_or_compute(key, compute)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert computing.wait(30)
+    return thread, release
+
+
+def test_the_stampede_lease_lives_on_the_entrys_own_key_in_redis_until_the_value_replaces_it(
+    redis_client: Any,
+) -> None:
+    cache = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)], namespace="lease", lock=True, lock_lease=7
+    )
+    key = cache.full_key("k")
+    thread, release = hold_the_lease(cache, "k")
+    try:
+        lease = redis_client.get(key)
+        assert lease is not None
+        assert 6000 < redis_client.pttl(key) <= 7000  # lock_lease
+        assert redis_client.keys("*") == [key.encode()]  # no lock key of its own
+    finally:
+        release.set()
+        thread.join(60)
+    assert redis_client.get(key) != lease
+    other = TieredCache([RedisTier(client=redis_client)], namespace="lease")
+    assert other.get("k") == "holder's"  # the value replaced the lease
+
+
+def test_a_holder_whose_computation_fails_gives_the_stampede_lease_back(
+    redis_client: Any,
+) -> None:
+    cache = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)], namespace="lease", lock=True
+    )
+    key = cache.full_key("k")
+    thread, release = hold_the_lease(cache, "k", fail=True)
+    assert redis_client.exists(key)
+    release.set()
+    thread.join(60)
+    assert not redis_client.exists(key)
+    clock = FakeTime()
+    next_caller = TieredCache(
+        [MemoryTier(), RedisTier(client=redis_client)],
+        namespace="lease",
+        lock=True,
+        monotonic=clock,
+        sleep=clock.sleep,
+    )
+    assert next_caller.get_or_compute("k", lambda: "next") == "next"
+    assert clock.slept == 0  # no lease left to wait for
+
+
+def test_the_dynamodb_stampede_lease_is_taken_over_only_after_it_runs_out(
+    dynamodb_client: Any, table_name: str
+) -> None:
+    wall = FakeClock()
+
+    def environment(clock: FakeClock, waits: FakeTime | None = None) -> TieredCache:
+        tier = DynamoDBTier(table_name, client=dynamodb_client, clock=clock)
+        extra: dict[str, Any] = {} if waits is None else {"monotonic": waits, "sleep": waits.sleep}
+        return TieredCache(
+            [MemoryTier(), tier], namespace="lease", lock=True, lock_lease=10, clock=clock, **extra
+        )
+
+    holder = environment(wall)
+    key = holder.full_key("k")
+    thread, release = hold_the_lease(holder, "k")
+    try:
+        lease = dynamodb_client.get_item(TableName=table_name, Key={"pk": {"S": key}})["Item"]
+        assert int(lease["ttl"]["N"]) == math.ceil(wall.now + 10)  # kept for lock_lease
+        within, waited = FakeClock(wall.now + 9), FakeTime()
+        assert environment(within, waited).get_or_compute("k", lambda: "within") == "within"
+        assert waited.slept >= 5  # the lease was live: it waited lock_wait out first
+        # Put the live lease back (the waiter wrote its value), then come after it ran out.
+        dynamodb_client.put_item(TableName=table_name, Item=lease)
+        after, taken = FakeClock(wall.now + 11), FakeTime()
+        assert environment(after, taken).get_or_compute("k", lambda: "after") == "after"
+        assert taken.slept == 0  # taken over at once
+    finally:
+        release.set()
+        thread.join(60)
+
+
+def test_the_dynamodb_refresh_lease_is_taken_over_only_after_it_runs_out(
     dynamodb_client: Any, table_name: str
 ) -> None:
     now = [1000.0]
@@ -219,15 +314,15 @@ def test_fifty_threads_share_one_computation() -> None:
     @cached(ttl=60, namespace="t")
     def load(key: str) -> str:
         calls.append(1)
-        gate.wait(5)
+        gate.wait(60)
         return key.upper()
 
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(load("x"))) for _ in range(50)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(calls) == 1, timeout=10)
-    time.sleep(0.1)  # let the other 49 pile up behind the first
+    wait_until(lambda: len(calls) == 1)
+    wait_until(lambda: all_waiting(threads))  # the other 49 wait behind the first
     gate.set()
     for thread in threads:
         thread.join()
@@ -258,7 +353,7 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
     @cached(ttl=60, namespace="t")
     def load() -> str:
         calls.append(1)
-        gate.wait(5)
+        gate.wait(60)
         raise ValueError("origin down")
 
     errors: list[str] = []
@@ -272,8 +367,8 @@ def test_an_error_reaches_every_waiter_and_is_not_cached() -> None:
     threads = [threading.Thread(target=call) for _ in range(5)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(calls) == 1, timeout=10)
-    time.sleep(0.05)
+    wait_until(lambda: len(calls) == 1)
+    wait_until(lambda: all_waiting(threads))  # the other 4 wait behind the first
     gate.set()
     for thread in threads:
         thread.join()

@@ -288,10 +288,17 @@ def test_clear_removes_only_this_namespace(chain: Chain) -> None:
     other.set("a", "theirs")
     chain.cache.clear()
     assert chain.cache.get_many(["a", "b"]) == {}
-    assert other.get("a") == "theirs"
-    chain.l1.delete("other:a")
-    chain.redis.delete("other:a")
-    assert other.get("a") == "theirs"
+    theirs = other.full_key("a")
+    for ours in (chain.cache.full_key("a"), chain.cache.full_key("b")):
+        assert chain.redis.get(ours) is None
+        assert chain.l3_item(ours) is None
+    # The other namespace's entry is still stored in Redis and in DynamoDB.
+    assert chain.redis.get(theirs) is not None
+    assert chain.l3_item(theirs) is not None
+    chain.l1.delete(theirs)
+    chain.redis.delete(theirs)
+    assert other.get("a") == "theirs"  # from DynamoDB
+    assert hits(other) == {"L1": 0, "L2": 0, "L3": 1}
 
 
 def test_stats_count_per_tier_and_l1_size(chain: Chain) -> None:

@@ -13,14 +13,7 @@ from stratacache.metrics import MetricsRecorder
 from stratacache.tiered import TieredCache
 from stratacache.tiers import MISS, MemoryTier
 from stratacache.tiers.base import BaseTier, Missing
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 class FlakyTier(BaseTier):
@@ -75,7 +68,7 @@ class FlakyTier(BaseTier):
 
 
 def test_opens_after_threshold_consecutive_failures() -> None:
-    breaker = CircuitBreaker(threshold=3, cooldown=10, clock=Clock())
+    breaker = CircuitBreaker(threshold=3, cooldown=10, clock=FakeClock(1000.0))
     breaker.failure()
     breaker.failure()
     breaker.success()  # the streak is broken
@@ -90,7 +83,7 @@ def test_opens_after_threshold_consecutive_failures() -> None:
 
 
 def test_one_probe_after_cooldown_then_close_on_success() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock)
     breaker.failure()
     clock.now += 9.9
@@ -106,7 +99,7 @@ def test_one_probe_after_cooldown_then_close_on_success() -> None:
 
 
 def test_failed_probe_opens_for_another_cooldown() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(threshold=2, cooldown=5, clock=clock)
     breaker.failure()
     breaker.failure()
@@ -122,7 +115,7 @@ def test_failed_probe_opens_for_another_cooldown() -> None:
 
 
 def test_a_probe_that_never_reports_back_is_replaced_after_a_cooldown() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
     breaker.failure()
     clock.now += 5
@@ -134,7 +127,7 @@ def test_a_probe_that_never_reports_back_is_replaced_after_a_cooldown() -> None:
 
 
 def test_writes_wait_after_a_failure_until_a_call_succeeds_or_cooldown_passes() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(threshold=5, cooldown=5, clock=clock)
     breaker.failure()
     assert breaker.state == CLOSED
@@ -184,7 +177,7 @@ def test_bad_arguments_name_the_setting() -> None:
 
 
 def test_open_breaker_skips_the_tier_without_calling_it(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     tier = FlakyTier(CircuitBreaker(threshold=2, cooldown=30, clock=clock))
     cache = TieredCache([MemoryTier(), tier], recorder=MetricsRecorder(interval=3600))
     tier.down = True
@@ -215,7 +208,7 @@ def test_open_breaker_skips_the_tier_without_calling_it(caplog: pytest.LogCaptur
 
 
 def test_a_poisoned_entry_does_not_count_against_the_tier() -> None:
-    tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=Clock()))
+    tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=FakeClock(1000.0)))
     cache = TieredCache([tier], recorder=MetricsRecorder(interval=3600))
     tier.data[cache.full_key("k")] = b"garbage"
     assert cache.get_or_compute("k", lambda: 5, (), {}) == 5
@@ -226,7 +219,7 @@ def test_a_poisoned_entry_does_not_count_against_the_tier() -> None:
 
 
 def test_invalidations_reach_a_tier_even_while_its_breaker_is_open() -> None:
-    tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=Clock()))
+    tier = FlakyTier(CircuitBreaker(threshold=1, cooldown=30, clock=FakeClock(1000.0)))
     cache = TieredCache([MemoryTier(), tier], recorder=MetricsRecorder(interval=3600))
     cache.set("k", 1)
     tier.down = True

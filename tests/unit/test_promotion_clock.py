@@ -8,14 +8,7 @@ import pytest
 
 from stratacache import MISS, MemoryTier, TieredCache
 from stratacache.tiers.base import BaseTier, Missing
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 class SlowByteTier(BaseTier):
