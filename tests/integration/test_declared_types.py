@@ -138,19 +138,19 @@ def test_an_environment_that_does_not_declare_the_type_misses_instead_of_importi
     assert undeclared["seen"]["order"][0] == "shared_types.Order"
 
 
-def readme_block(after: str) -> str:
-    """The first Python block of README.md after the line holding ``after``, dedented."""
-    text = (ROOT / "README.md").read_text()
+def docs_block(after: str) -> str:
+    """The first Python block of the decorators page after the line holding ``after``, dedented."""
+    text = (ROOT / "docs" / "features" / "decorators.md").read_text()
     start = text.index("```python\n", text.index(after)) + len("```python\n")
     return textwrap.dedent(text[start : text.index("```", start)])
 
 
-def test_the_readme_example_round_trips_through_l2_and_l3(
+def test_the_docs_example_round_trips_through_l2_and_l3(
     remote_env: dict[str, str], redis_client: Any
 ) -> None:
     namespace: dict[str, Any] = {"__name__": "readme_quote"}
-    source = readme_block("come back from L2 and L3")
-    exec(compile(source, "README.md", "exec", dont_inherit=True), namespace)
+    source = docs_block("come back from L2 and L3")
+    exec(compile(source, "decorators.md", "exec", dont_inherit=True), namespace)
     fetch_quote = namespace["fetch_quote"]
     first = fetch_quote("AMZN")
     fetch_quote.cache.tiers[0].clear()  # as a new execution environment: L1 empty

@@ -25,6 +25,7 @@ OURS = {"stratacache", "devkit", "handler", "examples", "tests"}
 # have does not make them the demo's needs.
 OPTIONAL = {
     "simplejson": "requests uses it when installed, else json",
+    "colorama": "werkzeug's log colours use it when installed (mkdocs-material brings it)",
     "snapshot_restore_py": "stratacache.lifecycle's SnapStart hooks; only Lambda's runtime has it",
 }
 
