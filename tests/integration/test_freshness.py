@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from stratacache import ConfigurationError, MemoryTier, RedisTier, TieredCache, cached
+from stratacache import (
+    ConfigurationError,
+    DynamoDBTier,
+    MemoryTier,
+    RedisTier,
+    TieredCache,
+    cached,
+)
 from stratacache.envelope import Codec
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
@@ -160,6 +167,35 @@ def test_grace_works_through_redis_for_another_environment(redis_client: Any) ->
     origin.fail = True
     assert get(second, origin) == "v1"  # a stale L2 hit, served because the refresh failed
     assert second._engine.chain.stale_served == 1
+
+
+@pytest.mark.usefixtures("driver")
+@pytest.mark.parametrize("found_in", ["L1", "L2"])
+def test_a_refresh_reaches_every_slower_tier_whichever_tier_served_the_stale_entry(
+    found_in: str, redis_client: Any, dynamodb_client: Any, table_name: str
+) -> None:
+    clock = FakeClock()
+
+    def environment() -> TieredCache:
+        return make_cache(
+            clock,
+            RedisTier(client=redis_client),
+            DynamoDBTier(table_name, client=dynamodb_client, clock=clock),
+            ttl=10,
+            grace=30,
+        )
+
+    first, origin = environment(), Origin()
+    assert get(first, origin) == "v1"
+    clock.advance(15)  # stale everywhere, within grace
+    refresher = first if found_in == "L1" else environment()  # an empty L1: L2 serves it
+    assert get(refresher, origin) == "v2"  # the finding caller refreshes it
+    assert origin.calls == 2
+    second = environment()
+    assert get(second, origin) == "v2"  # from L2, fresh: not refreshed again
+    redis_client.flushall()
+    assert get(environment(), origin) == "v2"  # from L3, fresh too
+    assert origin.calls == 2
 
 
 def test_the_decorator_takes_the_grace_option() -> None:

@@ -194,6 +194,7 @@ def refresh_stale(
                 held = yield Io(lease.acquire, (guard, key, trace, token))
                 if held is not HELD and held is not None:  # another environment refreshes it
                     return served(chain, record, stale)
+            yield Io(chain.look, (full_key, trace))  # the slower tiers' stale copies
             try:
                 return (
                     yield from compute_and_store(chain, lease, full_key, trace, None, should_cache)
