@@ -37,7 +37,7 @@ def test_a_waiter_whose_lock_wait_runs_out_computes_the_value_itself(redis_clien
         return "holder's"
 
     results: list[str] = []
-    thread = threading.Thread(target=lambda: results.append(holder.get_or_compute(key, slow)))
+    thread = threading.Thread(target=lambda: results.append(holder.get_or_compute("k", slow)))
     thread.start()
     try:
         assert holding.wait(30)
@@ -56,7 +56,7 @@ def test_a_waiter_whose_lock_wait_runs_out_computes_the_value_itself(redis_clien
             computed.append(1)
             return "waiter's"
 
-        value = waiter.get_or_compute(key, compute)
+        value = waiter.get_or_compute("k", compute)
         assert value == "waiter's"
         assert computed == [1]
         assert 5.0 <= clock.slept < 5.2  # it waited lock_wait, then computed itself
@@ -149,7 +149,7 @@ def test_a_dynamodb_tombstone_is_kept_900_seconds_and_a_shorter_fill_keeps_that(
     cache.delete("k")
     assert stored_ttl() == math.ceil(clock.now + 900)
     assert cache.get("k") is None
-    assert cache.get_or_compute(key, lambda: "v2") == "v2"  # a fill with a 10 s ttl
+    assert cache.get_or_compute("k", lambda: "v2") == "v2"  # a fill with a 10 s ttl
     assert stored_ttl() == math.ceil(clock.now + 900)  # not shortened
     assert cache.ttl("k") == pytest.approx(10)
 
@@ -188,7 +188,7 @@ def test_a_dynamodb_validation_exception_fails_open(
     wrong = DynamoDBTier(table_name, client=dynamodb_client, key_attribute="id", breaker=False)
     cache = TieredCache([MemoryTier(), wrong], namespace="v", recorder=MetricsRecorder())
     with caplog.at_level(logging.WARNING, "stratacache"):
-        assert cache.get_or_compute(cache.full_key("k"), lambda: "computed") == "computed"
+        assert cache.get_or_compute("k", lambda: "computed") == "computed"
     assert cache.get("k") == "computed"  # from L1
     assert cache.stats()["L3"]["errors"] >= 1
     assert any("ValidationException" in r.getMessage() for r in caplog.records)

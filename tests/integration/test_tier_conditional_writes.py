@@ -30,7 +30,6 @@ CODEC = Codec()
 GAPS = {
     "dax-current": "DynamoDBTier through the DAX client gets no item back from a failed"
     " conditional write (the engine then pays another round trip to see what is there)",
-    "dax-batch": "devkit's DAX node has no TransactWriteItems, which swap_many uses",
     "dynamodb-keep": "DynamoDBTier's swap sets the item's ttl to the new keep, shortening a"
     " tombstone's (RedisTier's script keeps the longer one)",
 }
@@ -148,7 +147,6 @@ def test_a_write_never_shortens_how_long_a_record_is_kept(
 def test_swap_many_writes_each_key_on_its_own_condition(
     subject: Subject, request: pytest.FixtureRequest
 ) -> None:
-    known_gap(request, dax="dax-batch")
     tier = subject.tier
     tier.swap("a", record("a", "1", b"versionA"), 60, ANY)
     done = tier.swap_many(

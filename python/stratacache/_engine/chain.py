@@ -221,34 +221,6 @@ class Chain:
             lease if lease is not None and lease > now else 0.0,
         )
 
-    def look(self, full_key: str, trace: Trace) -> None:
-        """Note what each shared tier the trace has not read holds, so a write can replace it.
-
-        A refresh that began from a faster tier's hit has not seen the slower
-        tiers' copies; without this its conditional writes would expect nothing
-        there and leave the stale copies in place. Nothing is counted.
-        """
-        now = self.clock()
-        for guard in self.guards:
-            at = (guard.index, full_key)
-            if not guard.remote or at in trace.seen:
-                continue
-            raw = guard.get(full_key, trace)
-            if raw is FAILED:
-                continue
-            if raw is MISS:
-                trace.seen[at] = NOTHING_SEEN
-            elif type(raw) is not bytes and isinstance(raw, Foreign):
-                trace.seen[at] = (FOREIGN if raw.version is None else raw.version, None, 0.0)
-            else:
-                try:
-                    self.note(trace, at, self.codec.decode(full_key, raw), now)
-                except SerializationError:
-                    version = (
-                        version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
-                    )
-                    trace.seen[at] = (version, None, 0.0)
-
     def read(self, full_key: str, trace: Trace) -> Record | None:
         """The entry of ``full_key`` from the fastest tier holding it, promoted into faster ones.
 

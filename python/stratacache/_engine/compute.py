@@ -25,12 +25,14 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final, NamedTuple, TypeVar
 
 from stratacache._engine.chain import Chain
-from stratacache._engine.guard import Guard, Trace, redact
+from stratacache._engine.guard import FAILED, NOTHING_SEEN, Guard, Trace, redact
 from stratacache._engine.invalidation import forget
 from stratacache._engine.lease import HELD, WAIT, Lease
 from stratacache._engine.singleflight import SingleFlight
-from stratacache.envelope import Record, new_version
+from stratacache.envelope import Record, new_version, version_of
+from stratacache.errors import SerializationError
 from stratacache.keys import lock_key
+from stratacache.tiers.base import FOREIGN, MISS, Foreign
 
 logger = logging.getLogger("stratacache")
 
@@ -194,7 +196,7 @@ def refresh_stale(
                 held = yield Io(lease.acquire, (guard, key, trace, token))
                 if held is not HELD and held is not None:  # another environment refreshes it
                     return served(chain, record, stale)
-            yield Io(chain.look, (full_key, trace))  # the slower tiers' stale copies
+            yield Io(look, (chain, full_key, trace))  # the slower tiers' stale copies
             try:
                 return (
                     yield from compute_and_store(chain, lease, full_key, trace, None, should_cache)
@@ -208,6 +210,33 @@ def refresh_stale(
                 yield Io(lease.give_up, (guard, key, trace, token))
     finally:
         chain.flights.release(full_key)
+
+
+def look(chain: Chain, full_key: str, trace: Trace) -> None:
+    """Note what each shared tier the trace has not read holds, so a write can replace it.
+
+    A refresh that began from a faster tier's hit has not seen the slower
+    tiers' copies; without this its conditional writes would expect nothing
+    there and leave the stale copies in place. Nothing is counted.
+    """
+    now = chain.clock()
+    for guard in chain.guards:
+        at = (guard.index, full_key)
+        if not guard.remote or at in trace.seen:
+            continue
+        raw = guard.get(full_key, trace)
+        if raw is FAILED:
+            continue
+        if raw is MISS:
+            trace.seen[at] = NOTHING_SEEN
+        elif type(raw) is not bytes and isinstance(raw, Foreign):
+            trace.seen[at] = (FOREIGN if raw.version is None else raw.version, None, 0.0)
+        else:
+            try:
+                chain.note(trace, at, chain.codec.decode(full_key, raw), now)
+            except SerializationError:
+                version = version_of(raw) if isinstance(raw, bytes) and len(raw) >= 12 else FOREIGN
+                trace.seen[at] = (version, None, 0.0)
 
 
 def served(chain: Chain, record: Record, stale: bool) -> Any:
