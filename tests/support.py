@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
-from stratacache.tiers.base import Missing
+from stratacache.tiers.base import FeedEntries, Missing
 
 T = TypeVar("T")
 
@@ -553,6 +553,11 @@ class GatedRedis(RedisTier):
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
         return self.gate.pass_through(super().get_with_counter(key, counter))
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object | Missing, int, FeedEntries]:
+        return self.gate.pass_through(super().get_with_feed(key, counter, feed, after, count))
 
 
 class GatedDynamoDB(DynamoDBTier):

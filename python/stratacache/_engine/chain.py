@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, Final
 
+from stratacache._engine import feed as feeds
 from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, NOTHING_SEEN, Blobs, Guard, Trace
 from stratacache._engine.marks import Marks
@@ -122,6 +123,13 @@ class Chain:
         """The guard of the shared tier that keeps the namespace generation."""
         self.generation = Generation(generation_check, self.clock, self.counter is not None)
         self.generation.on_change.append(self._forget_generation)
+        self.feed = (
+            feeds.Feed(layout.feed_key)
+            if self.counter is not None and self.counter.feed is not None
+            else None
+        )
+        """This environment's place in the namespace's invalidation feed, read with the
+        generation (``None``: the counter's tier keeps no feed)."""
         first = self.tiers[0] if self.tiers else None
         self.l1: MemoryTier | None = (
             first if isinstance(first, MemoryTier) and not freshness.enabled else None
@@ -148,8 +156,56 @@ class Chain:
         if guard is None:
             return False
         self.generation.checked()
-        shared = guard.read_counter(self.layout.generation_key, trace)
-        return shared is not FAILED and self.generation.observe(shared)
+        feed = self.feed
+        if feed is None:
+            shared = guard.read_counter(self.layout.generation_key, trace)
+            return shared is not FAILED and self.generation.observe(shared)
+        after = feed.place
+        got = guard.read_with_feed(self.layout.generation_key, feed.key, after, feeds.READ, trace)
+        if got is FAILED:
+            return False
+        shared, entries = got
+        moved = self.generation.observe(shared)
+        return self.follow(feed, after, entries) or moved
+
+    def get_checking(self, guard: Guard, full_key: str, trace: Trace) -> object:
+        """``guard.get(full_key)`` with the generation (and the feed) in the same round trip."""
+        self.generation.checked()
+        feed = self.feed
+        if feed is None:
+            got = guard.get_with_counter(full_key, self.layout.generation_key, trace)
+            if got is FAILED:
+                return FAILED
+            raw, shared = got
+            self.generation.observe(shared)
+            return raw
+        after = feed.place
+        got = guard.get_with_feed(
+            full_key, self.layout.generation_key, feed.key, after, feeds.READ, trace
+        )
+        if got is FAILED:
+            return FAILED
+        raw, shared, entries = got
+        self.generation.observe(shared)
+        self.follow(feed, after, entries)
+        return raw
+
+    def follow(self, feed: feeds.Feed, after: str | None, entries: Any) -> bool:
+        """Drop from memory what the feed's new entries invalidated; ``True`` when any."""
+        keys, everything = feed.follow(after, entries)
+        if everything:
+            if after is None:
+                return False  # a first read: nothing here predates it
+            self._forget_generation()
+            return True
+        for key in keys:
+            self.marks.mark(key, then=functools.partial(self._drop_memory, key))
+            self.flights.forget(key)
+        return bool(keys)
+
+    def _drop_memory(self, full_key: str) -> None:
+        for guard in self.memory:
+            guard.delete(full_key)
 
     def generation_moved(self, trace: Trace | None = None) -> bool:
         """Whether a check of the shared generation is due and finds a bump (memory is then
@@ -234,12 +290,9 @@ class Chain:
             if not guard.allowed(trace):
                 continue
             if guard is self.counter and generation.due <= generation.clock():
-                generation.checked()
-                got = guard.get_with_counter(full_key, self.layout.generation_key, trace)
-                if got is FAILED:
+                raw = self.get_checking(guard, full_key, trace)
+                if raw is FAILED:
                     continue
-                raw, shared = got
-                generation.observe(shared)
             else:
                 raw = guard.get(full_key, trace)
                 if raw is FAILED:

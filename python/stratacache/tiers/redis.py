@@ -24,10 +24,18 @@ from stratacache.config import (
     resolve_timeout,
 )
 from stratacache.errors import ConfigurationError
-from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
+from stratacache.tiers.base import (
+    ANY,
+    FEED_KEEP,
+    MISS,
+    Capabilities,
+    FeedEntries,
+    Foreign,
+    Missing,
+)
 from stratacache.urls import parse_redis_url
 
-_CAPABILITIES = Capabilities(versioned=True, counter=True)
+_CAPABILITIES = Capabilities(versioned=True, counter=True, feed=True)
 DEFAULT_SOCKET_TIMEOUT = 0.25
 DEFAULT_CONNECT_TIMEOUT = 0.25
 _DELETE_BATCH = 500
@@ -392,6 +400,55 @@ class RedisTier:
             raise
         return (MISS if value is None else value), _counter(count)
 
+    # ------------------------------------------------------------ the invalidation feed
+    # Capability ``feed``: a stream per namespace, trimmed to about FEED_KEEP entries
+    # (``MAXLEN ~`` trims whole nodes, never below the bound). It has no TTL, so no
+    # ``volatile-*`` eviction policy can take it; a lost feed makes readers drop their L1.
+
+    def publish(self, feed: str, keys: Sequence[str]) -> None:
+        """``XADD feed MAXLEN ~ FEED_KEEP * k key [k1 key ...]``: one entry per invalidation."""
+        fields = {f"k{index}" if index else "k": key for index, key in enumerate(keys)}
+        self.client.xadd(self.key_prefix + feed, fields, maxlen=FEED_KEEP, approximate=True)
+
+    def read_with_feed(
+        self, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[int, FeedEntries]:
+        """The counter and the feed's entries from ``after``, pipelined: one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.key_prefix + counter)
+        _read_feed(pipe, self.key_prefix + feed, after, count)
+        raw, entries = pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception) and not _wrong_type(raw):
+            raise raw
+        return _counter(None if isinstance(raw, Exception) else raw), _entries(entries)
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object | Missing, int, FeedEntries]:
+        """:meth:`get_with_counter` with the feed's entries from ``after``: one round trip."""
+        names = (self.key_prefix + key, self.key_prefix + counter)
+        pipe = self.client.pipeline(transaction=False)
+        if self.cluster:
+            for name in names:
+                pipe.get(name)
+        else:
+            pipe.mget(names)
+        _read_feed(pipe, self.key_prefix + feed, after, count)
+        answers = pipe.execute(raise_on_error=False)
+        for answer in answers[:-1]:
+            if isinstance(answer, Exception) and not _wrong_type(answer):
+                raise answer
+        if self.cluster:
+            value, count_raw = answers[0], answers[1]
+            if isinstance(count_raw, Exception):
+                count_raw = None
+        else:
+            value, count_raw = answers[0]
+        entries = _entries(answers[-1])
+        if isinstance(value, Exception):
+            return Foreign("a Redis value of another type"), _counter(count_raw), entries
+        return (MISS if value is None else value), _counter(count_raw), entries
+
     # ------------------------------------------------------------ conditional writes
 
     def swap(
@@ -443,6 +500,30 @@ def _counter(raw: object) -> int:
         return int(raw) if raw is not None else 0  # type: ignore[call-overload]
     except ValueError:
         return 0  # not a counter of ours: start again (bump_counter's floor keeps it rising)
+
+
+def _read_feed(pipe: Any, name: str, after: str | None, count: int) -> None:
+    if after is None:  # a first read: only where the feed ends now
+        pipe.xrevrange(name, "+", "-", count=1)
+    else:
+        pipe.xrange(name, after or "-", "+", count=count)
+
+
+def _entries(answer: object) -> FeedEntries:
+    """Stream entries as ``(id, keys)``; a key of another type reads as an empty feed."""
+    if isinstance(answer, Exception):
+        if _wrong_type(answer):
+            return []
+        raise answer
+    entries: FeedEntries = []
+    for entry_id, fields in answer or ():  # type: ignore[attr-defined]
+        keys = tuple(_text(value) for value in fields.values())
+        entries.append((_text(entry_id), keys))
+    return entries
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _wrong_type(exc: Exception) -> bool:
