@@ -147,8 +147,10 @@ class Chain:
 
     # ------------------------------------------------------------ generations
 
-    def check_generation(self, trace: Trace | None = None) -> bool:
-        """Read the shared generation now; ``True`` when another environment had bumped it.
+    def check_generation(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
+        """Read the shared generation (and the feed) now; ``True`` when memory's copy of
+        ``full_key`` (of anything, without one) is no longer current: another environment
+        bumped the generation or invalidated it.
 
         ``trace``: the operation this read belongs to, so a timeout here spares it another.
         """
@@ -166,7 +168,7 @@ class Chain:
             return False
         shared, entries = got
         moved = self.generation.observe(shared)
-        return self.follow(feed, after, entries) or moved
+        return self.follow(feed, after, entries, full_key) or moved
 
     def get_checking(self, guard: Guard, full_key: str, trace: Trace) -> object:
         """``guard.get(full_key)`` with the generation (and the feed) in the same round trip."""
@@ -190,8 +192,11 @@ class Chain:
         self.follow(feed, after, entries)
         return raw
 
-    def follow(self, feed: feeds.Feed, after: str | None, entries: Any) -> bool:
-        """Drop from memory what the feed's new entries invalidated; ``True`` when any."""
+    def follow(
+        self, feed: feeds.Feed, after: str | None, entries: Any, full_key: str | None = None
+    ) -> bool:
+        """Drop from memory what the feed's new entries invalidated; ``True`` when that took
+        ``full_key`` (anything, without one)."""
         keys, everything = feed.follow(after, entries)
         if everything:
             if after is None:
@@ -201,17 +206,17 @@ class Chain:
         for key in keys:
             self.marks.mark(key, then=functools.partial(self._drop_memory, key))
             self.flights.forget(key)
-        return bool(keys)
+        return full_key in keys if full_key is not None else bool(keys)
 
     def _drop_memory(self, full_key: str) -> None:
         for guard in self.memory:
             guard.delete(full_key)
 
-    def generation_moved(self, trace: Trace | None = None) -> bool:
-        """Whether a check of the shared generation is due and finds a bump (memory is then
-        stale: :meth:`_forget_generation` has emptied it)."""
+    def generation_moved(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
+        """Whether a check of the shared generation is due and finds memory's copy of
+        ``full_key`` stale (:meth:`check_generation`; memory no longer holds it)."""
         generation = self.generation
-        return generation.due <= generation.clock() and self.check_generation(trace)
+        return generation.due <= generation.clock() and self.check_generation(trace, full_key)
 
     def _forget_generation(self) -> None:
         """A newer generation: nothing this environment holds or is computing is current."""
@@ -300,7 +305,7 @@ class Chain:
             record = self.accept(guard, full_key, raw, now, trace)
             if record is None:
                 continue
-            if not guard.remote and self.generation_moved(trace):
+            if not guard.remote and self.generation_moved(trace, full_key):
                 guard.counts.misses += 1  # a copy from before another environment's bump
                 continue
             guard.counts.hits += 1

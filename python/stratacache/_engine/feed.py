@@ -24,6 +24,8 @@ EVERYTHING: Final = "*"
 READ: Final = 256
 """Entries read at most per check; more since the last check drop everything instead."""
 assert READ <= FEED_KEEP  # a feed shorter than READ was never trimmed
+MINE: Final = 1024
+"""Ids of our own entries remembered at most."""
 
 
 class Feed:
@@ -43,7 +45,16 @@ class Feed:
         self.key = key
         self.place: str | None = None
         """The last entry id seen; ``None`` before the first read, ``""`` for a feed seen empty."""
+        self.mine: set[str] = set()
+        """Ids of entries this environment published: its memory followed them already."""
         self._lock = threading.Lock()
+
+    def published(self, entry_id: str) -> None:
+        """Remember an entry of our own, so reading it back drops nothing."""
+        with self._lock:
+            if len(self.mine) >= MINE:
+                self.mine.clear()  # forgetting costs a few misses, never a stale read
+            self.mine.add(entry_id)
 
     def follow(self, after: str | None, entries: FeedEntries) -> tuple[set[str], bool]:
         """Take what a read from ``after`` returned: ``(keys to drop, whether to drop all)``."""
@@ -54,19 +65,25 @@ class Feed:
         elif after == "":
             everything = len(entries) >= READ
             new = entries[-1][0] if entries else ""
-            for _, keys in entries:
-                drop.update(keys)
+            self._take(entries, drop)
         else:
             # The read starts at our own last entry: if it is not the first returned, the
             # feed lost it (trimmed past, or a flushed server's new feed).
             gone = not entries or entries[0][0] != after
             everything = gone or len(entries) >= READ
             new = entries[-1][0] if entries else ""
-            for _, keys in entries[0 if gone else 1 :]:
-                drop.update(keys)
+            self._take(entries[0 if gone else 1 :], drop)
         with self._lock:
             if self.place == after:  # a concurrent read may have moved on already
                 self.place = new
         if EVERYTHING in drop:
             return set(), True
         return (set(), True) if everything else (drop, False)
+
+    def _take(self, entries: FeedEntries, drop: set[str]) -> None:
+        mine = self.mine
+        for entry_id, keys in entries:
+            if entry_id in mine:
+                mine.discard(entry_id)
+            else:
+                drop.update(keys)

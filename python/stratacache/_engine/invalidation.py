@@ -85,8 +85,10 @@ def publish(chain: Chain, full_keys: Sequence[str]) -> Exception | None:
     guard = chain.counter
     if chain.feed is None or guard is None or not full_keys:
         return None
-    if guard.publish(chain.feed.key, full_keys) is FAILED:
+    entry_id = guard.publish(chain.feed.key, full_keys)
+    if entry_id is FAILED:
         return guard.last_error
+    chain.feed.published(entry_id)
     return None
 
 

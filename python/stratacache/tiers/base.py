@@ -211,8 +211,8 @@ class FeedTier(CounterTier, Protocol):
     (itself included, so the caller can tell whether it is still there).
     """
 
-    def publish(self, feed: str, keys: Sequence[str]) -> None:
-        """Append one entry holding ``keys`` to ``feed``, trimming the oldest."""
+    def publish(self, feed: str, keys: Sequence[str]) -> str:
+        """Append one entry holding ``keys`` to ``feed``, trimming the oldest; its id."""
         ...
 
     def read_with_feed(

@@ -92,6 +92,17 @@ if type(cur) == 'string' and string.sub(cur, 5, 12) == ARGV[1] then
 end
 return 0
 """
+# A reader's first read of a feed (ARGV[2] '+': its newest entry only) or of one it found
+# missing ('-': every entry). A missing feed is started with an empty entry first: a reader
+# whose place is an entry then sees a flush or an eviction take it, even when no
+# invalidation had been recorded yet. pcall: a full Redis refuses the write, not the read.
+_FEED_START_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', '')
+end
+if ARGV[2] == '+' then return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) end
+return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[3])
+"""
 # INCR, but never below a floor: a counter lost to a flush or an eviction must not go back.
 _BUMP_SCRIPT = """
 local value = redis.call('INCR', KEYS[1])
@@ -405,10 +416,11 @@ class RedisTier:
     # (``MAXLEN ~`` trims whole nodes, never below the bound). It has no TTL, so no
     # ``volatile-*`` eviction policy can take it; a lost feed makes readers drop their L1.
 
-    def publish(self, feed: str, keys: Sequence[str]) -> None:
+    def publish(self, feed: str, keys: Sequence[str]) -> str:
         """``XADD feed MAXLEN ~ FEED_KEEP * k key [k1 key ...]``: one entry per invalidation."""
         fields = {f"k{index}" if index else "k": key for index, key in enumerate(keys)}
-        self.client.xadd(self.key_prefix + feed, fields, maxlen=FEED_KEEP, approximate=True)
+        name = self.key_prefix + feed
+        return _text(self.client.xadd(name, fields, maxlen=FEED_KEEP, approximate=True))
 
     def read_with_feed(
         self, counter: str, feed: str, after: str | None, count: int
@@ -503,10 +515,11 @@ def _counter(raw: object) -> int:
 
 
 def _read_feed(pipe: Any, name: str, after: str | None, count: int) -> None:
-    if after is None:  # a first read: only where the feed ends now
-        pipe.xrevrange(name, "+", "-", count=1)
-    else:
-        pipe.xrange(name, after or "-", "+", count=count)
+    if after:
+        pipe.xrange(name, after, "+", count=count)
+    else:  # no place yet, or a feed seen missing: start one, so that losing it shows
+        start = "+" if after is None else "-"  # (a cluster's pipeline has no eval())
+        pipe.execute_command("EVAL", _FEED_START_SCRIPT, 1, name, FEED_KEEP, start, count)
 
 
 def _entries(answer: object) -> FeedEntries:
@@ -517,7 +530,9 @@ def _entries(answer: object) -> FeedEntries:
         raise answer
     entries: FeedEntries = []
     for entry_id, fields in answer or ():  # type: ignore[attr-defined]
-        keys = tuple(_text(value) for value in fields.values())
+        # XRANGE's reply as redis-py parses it (a dict), or as a script returns it (a list)
+        values = fields.values() if isinstance(fields, dict) else fields[1::2]
+        keys = tuple(key for key in map(_text, values) if key)
         entries.append((_text(entry_id), keys))
     return entries
 
