@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from devkit.environment import Environment
+from devkit.faults import RedisClusterServers
 from devkit.roundtrips import redis_round_trips
 from devkit.servers import RedisServer
 
@@ -215,3 +216,46 @@ def test_a_chain_whose_only_shared_tier_is_dynamodb_keeps_no_feed(
 ) -> None:
     cache = TieredCache([MemoryTier(), DynamoDBTier(table_name, client=dynamodb_client)])
     assert cache._engine.chain.feed is None
+
+
+# ---------------------------------------------------------------- Redis Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    with RedisClusterServers(3) as own:
+        yield own
+
+
+@pytest.mark.slow
+def test_each_namespace_has_its_own_feed_in_its_own_slot_of_a_cluster(
+    cluster: RedisClusterServers,
+) -> None:
+    clock = FakeClock()
+    admin = RedisTier(cluster.url, cluster=True, key_prefix="t:")
+    admin.client.flushall(target_nodes="primaries")
+
+    def environment(namespace: str) -> TieredCache:
+        tiers: list[Tier] = [MemoryTier(), RedisTier(cluster.url, cluster=True, key_prefix="t:")]
+        return TieredCache(tiers, namespace=namespace, ttl=300, generation_check=CHECK, clock=clock)
+
+    warm = {namespace: environment(namespace) for namespace in ("prices", "stock")}
+    for namespace, cache in warm.items():
+        assert cache.get_or_compute("k", lambda namespace=namespace: f"{namespace}-v1") == (
+            f"{namespace}-v1"
+        )
+    other = environment("prices")
+    assert other.invalidate("k")
+    clock.advance(CHECK + 0.001)
+    assert warm["prices"].get_or_compute("k", lambda: "prices-v2") == "prices-v2"
+    assert warm["stock"].get_or_compute("k", lambda: "stock-v2") == "stock-v1"  # kept
+    assert warm["stock"].stats()["L1"]["hits"] == 1
+    client = admin.client
+    for namespace, cache in warm.items():
+        feed = "t:" + feed_name(cache)
+        assert client.keyslot(feed) == client.keyslot("{" + namespace + "}")
+        assert client.exists(feed) == 1
+    entries = client.xrange("t:" + feed_name(other))
+    assert [list(fields.values()) for _, fields in entries][-1] == [b"prices|k"]
+    for cache in (*warm.values(), other, admin):
+        cache.close()
