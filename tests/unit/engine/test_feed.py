@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stratacache._engine.feed import EVERYTHING, READ, Feed
+from stratacache.tiers.base import FeedEntries
 
 
 def test_a_first_read_takes_its_place_and_drops_nothing() -> None:
@@ -31,7 +32,7 @@ def test_a_place_no_longer_in_the_feed_drops_everything() -> None:
 def test_a_read_that_fills_its_count_drops_everything() -> None:
     feed = Feed("f")
     feed.place = "1-0"
-    entries = [(f"{n}-0", (f"ns|{n}",)) for n in range(1, READ + 1)]
+    entries: FeedEntries = [(f"{n}-0", (f"ns|{n}",)) for n in range(1, READ + 1)]
     assert feed.follow("1-0", entries) == (set(), True)
     assert feed.place == f"{READ}-0"  # the next read goes on from there
 
