@@ -73,11 +73,20 @@ class Environment:
         )
 
     def ask(self, command: str) -> dict[str, Any]:
+        self.send(command)
+        return self.answer()
+
+    def send(self, command: str) -> None:
+        """Send a command without waiting for its answer (:meth:`answer`)."""
         assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
+
+    def answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
+        while line.startswith('{"_aws"'):  # its metrics, published to stdout as on Lambda
+            line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the environment exited with {self.proc.wait(10)}")
         answer: dict[str, Any] = json.loads(line)
