@@ -19,7 +19,6 @@ from pathlib import Path
 
 from devkit.environment import Environment
 from devkit.servers import RedisServer
-
 from stratacache import MemoryTier, RedisTier, TieredCache
 
 
