@@ -260,3 +260,32 @@ def test_each_namespace_has_its_own_feed_in_its_own_slot_of_a_cluster(
     for cache in (*warm.values(), other):
         cache.close()
     admin.close()
+
+
+def test_the_streams_invalidator_records_what_it_invalidates_in_the_feed(
+    redis_client: Any,
+) -> None:
+    from stratacache.streams import streams_invalidator
+
+    @cached_tiered(ttl=300, tiers=[MemoryTier(), RedisTier(client=redis_client)], namespace="q")
+    def quote(symbol: str) -> str:
+        return symbol
+
+    quote("AMZN")
+    handler = streams_invalidator(lambda change: [(quote, (change.image["symbol"],))])
+    record = {
+        "eventID": "1",
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {
+            "Keys": {"symbol": {"S": "AMZN"}},
+            "NewImage": {"symbol": {"S": "AMZN"}},
+            "SequenceNumber": "1",
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/q/stream/x",
+    }
+    assert handler({"Records": [record]}, None) == {"batchItemFailures": []}
+    entries = redis_client.xrange(feed_name(quote.cache))
+    full_key = quote.cache.full_key(quote.cache_key("AMZN"))
+    assert list(entries[-1][1].values()) == [full_key.encode()]
