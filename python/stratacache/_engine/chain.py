@@ -123,11 +123,11 @@ class Chain:
         """The guard of the shared tier that keeps the namespace generation."""
         self.generation = Generation(generation_check, self.clock, self.counter is not None)
         self.generation.on_change.append(self._forget_generation)
-        self.feed = (
-            feeds.Feed(layout.feed_key)
-            if self.counter is not None and self.counter.feed is not None
-            else None
-        )
+        self.checks = feeds.Checks(
+            self.counter, layout, self.generation, self.memory, self.marks, self.flights,
+            forget_all=self._forget_generation,
+        )  # fmt: skip
+        self.feed = self.checks.feed
         """This environment's place in the namespace's invalidation feed, read with the
         generation (``None``: the counter's tier keeps no feed)."""
         first = self.tiers[0] if self.tiers else None
@@ -149,68 +149,9 @@ class Chain:
 
     def check_generation(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
         """Read the shared generation (and the feed) now; ``True`` when memory's copy of
-        ``full_key`` (of anything, without one) is no longer current: another environment
-        bumped the generation or invalidated it.
-
-        ``trace``: the operation this read belongs to, so a timeout here spares it another.
-        """
-        guard = self.counter
-        if guard is None:
-            return False
-        self.generation.checked()
-        feed = self.feed
-        if feed is None:
-            shared = guard.read_counter(self.layout.generation_key, trace)
-            return shared is not FAILED and self.generation.observe(shared)
-        after = feed.place
-        got = guard.read_with_feed(self.layout.generation_key, feed.key, after, feeds.READ, trace)
-        if got is FAILED:
-            return False
-        shared, entries = got
-        moved = self.generation.observe(shared)
-        return self.follow(feed, after, entries, full_key) or moved
-
-    def get_checking(self, guard: Guard, full_key: str, trace: Trace) -> object:
-        """``guard.get(full_key)`` with the generation (and the feed) in the same round trip."""
-        self.generation.checked()
-        feed = self.feed
-        if feed is None:
-            got = guard.get_with_counter(full_key, self.layout.generation_key, trace)
-            if got is FAILED:
-                return FAILED
-            raw, shared = got
-            self.generation.observe(shared)
-            return raw
-        after = feed.place
-        got = guard.get_with_feed(
-            full_key, self.layout.generation_key, feed.key, after, feeds.READ, trace
-        )
-        if got is FAILED:
-            return FAILED
-        raw, shared, entries = got
-        self.generation.observe(shared)
-        self.follow(feed, after, entries)
-        return raw
-
-    def follow(
-        self, feed: feeds.Feed, after: str | None, entries: Any, full_key: str | None = None
-    ) -> bool:
-        """Drop from memory what the feed's new entries invalidated; ``True`` when that took
-        ``full_key`` (anything, without one)."""
-        keys, everything = feed.follow(after, entries)
-        if everything:
-            if after is None:
-                return False  # a first read: nothing here predates it
-            self._forget_generation()
-            return True
-        for key in keys:
-            self.marks.mark(key, then=functools.partial(self._drop_memory, key))
-            self.flights.forget(key)
-        return full_key in keys if full_key is not None else bool(keys)
-
-    def _drop_memory(self, full_key: str) -> None:
-        for guard in self.memory:
-            guard.delete(full_key)
+        ``full_key`` (of anything, without one) is no longer current
+        (:meth:`~stratacache._engine.feed.Checks.check`)."""
+        return self.checks.check(trace, full_key)
 
     def generation_moved(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
         """Whether a check of the shared generation is due and finds memory's copy of
@@ -295,7 +236,7 @@ class Chain:
             if not guard.allowed(trace):
                 continue
             if guard is self.counter and generation.due <= generation.clock():
-                raw = self.get_checking(guard, full_key, trace)
+                raw = self.checks.get(guard, full_key, trace)
                 if raw is FAILED:
                     continue
             else:

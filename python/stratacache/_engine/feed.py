@@ -14,9 +14,16 @@ stale read.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from stratacache._engine.generations import Generation
+from stratacache._engine.guard import FAILED, Guard, Trace
+from stratacache._engine.marks import Marks
+from stratacache._engine.singleflight import SingleFlight
+from stratacache.keys import KeyLayout
 from stratacache.tiers.base import FEED_KEEP, FeedEntries
 
 EVERYTHING: Final = "*"
@@ -87,3 +94,89 @@ class Feed:
                 mine.discard(entry_id)
             else:
                 drop.update(keys)
+
+
+class Checks:
+    """The reads of the shared generation and the feed, and what they make memory forget.
+
+    ``counter``: the guard of the tier that keeps the generation (``None``: nothing to
+    read); it keeps the feed too when it declares one. ``forget_all`` empties memory.
+    """
+
+    def __init__(
+        self,
+        counter: Guard | None,
+        layout: KeyLayout,
+        generation: Generation,
+        memory: Sequence[Guard],
+        marks: Marks,
+        flights: SingleFlight,
+        forget_all: Callable[[], None],
+    ) -> None:
+        self.counter = counter
+        self.generation_key = layout.generation_key
+        self.generation = generation
+        self.memory = memory
+        self.marks = marks
+        self.flights = flights
+        self.forget_all = forget_all
+        self.feed = Feed(layout.feed_key) if counter is not None and counter.feed else None
+
+    def check(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
+        """Read the generation (and the feed) now; ``True`` when memory's copy of ``full_key``
+        (of anything, without one) is no longer current: another environment bumped the
+        generation or invalidated it. ``trace``: the operation this read belongs to, so a
+        timeout here spares it another."""
+        guard = self.counter
+        if guard is None:
+            return False
+        self.generation.checked()
+        feed = self.feed
+        if feed is None:
+            shared = guard.read_counter(self.generation_key, trace)
+            return shared is not FAILED and self.generation.observe(shared)
+        after = feed.place
+        got = guard.read_with_feed(self.generation_key, feed.key, after, READ, trace)
+        if got is FAILED:
+            return False
+        shared, entries = got
+        moved = self.generation.observe(shared)
+        return self.follow(feed, after, entries, full_key) or moved
+
+    def get(self, guard: Guard, full_key: str, trace: Trace) -> object:
+        """``guard.get(full_key)`` with the generation (and the feed) in the same round trip."""
+        self.generation.checked()
+        feed = self.feed
+        if feed is None:
+            got = guard.get_with_counter(full_key, self.generation_key, trace)
+            if got is FAILED:
+                return FAILED
+            raw, shared = got
+            self.generation.observe(shared)
+            return raw
+        after = feed.place
+        got = guard.get_with_feed(full_key, self.generation_key, feed.key, after, READ, trace)
+        if got is FAILED:
+            return FAILED
+        raw, shared, entries = got
+        self.generation.observe(shared)
+        self.follow(feed, after, entries)
+        return raw
+
+    def follow(
+        self, feed: Feed, after: str | None, entries: FeedEntries, full_key: str | None = None
+    ) -> bool:
+        """Drop from memory what the feed's new entries invalidated; ``True`` when that took
+        ``full_key`` (anything, without one)."""
+        keys, everything = feed.follow(after, entries)
+        if everything:
+            self.forget_all()
+            return True
+        for key in keys:
+            self.marks.mark(key, then=functools.partial(self._drop, key))
+            self.flights.forget(key)
+        return full_key in keys if full_key is not None else bool(keys)
+
+    def _drop(self, full_key: str) -> None:
+        for guard in self.memory:
+            guard.delete(full_key)
