@@ -523,6 +523,11 @@ def dynamodb_attribute_values() -> Any:
 # ---------------------------------------------------------------- stopping a call mid-way
 
 
+def entry_keys(redis_client: Any) -> list[bytes]:
+    """The keys in Redis other than the namespaces' invalidation feeds (``ns#feed{ns}``)."""
+    return [key for key in redis_client.scan_iter() if b"#feed{" not in key]
+
+
 class Gate:
     """Stops the next gated call to a tier right after it returned, until released."""
 

@@ -319,9 +319,10 @@ class KeyLayout:
         self.prefix = encoded + "|"
         """What every entry key of this namespace starts with; ``clear()`` matches on it."""
         self.generation_key = encoded + "#gen"
-        self.feed_key = "{" + encoded + "}#feed"
-        """The namespace's invalidation feed; braces are never part of an encoded name, so
-        the hash tag keeps a namespace's feed in one slot of a Redis Cluster."""
+        self.feed_key = encoded + "#feed{" + encoded + "}"
+        """The namespace's invalidation feed: it starts like the namespace's other keys (for
+        ACL key patterns), and its hash tag, the namespace (braces are never part of an
+        encoded name), keeps it in one slot of a Redis Cluster."""
 
     def key(self, key: str) -> str:
         """The stored form of ``key``: the prefix, then the encoded key (or its digest)."""
