@@ -374,6 +374,9 @@ def round_trips_row(url: str, endpoint: str) -> None:
     def evict_l1() -> None:
         warm.cache.tiers[0].clear("")
 
+    def check_due() -> None:
+        warm.cache._engine.chain.generation.due = 0.0
+
     def flush_redis() -> None:
         redis_tier.client.flushall()
 
@@ -382,6 +385,7 @@ def round_trips_row(url: str, endpoint: str) -> None:
         ("full miss, lock on (new key)", nothing, lambda: warm("A"), "5"),
         ("full miss, lock off (new key)", nothing, lambda: environment(lock=False)("B"), ""),
         ("L1 hit", nothing, lambda: warm("A"), "0"),
+        ("L1 hit, generation and feed check due", check_due, lambda: warm("A"), ""),
         ("L2 hit, new environment", nothing, lambda: environment()("A"), "2"),
         ("L2 hit, warm environment (L1 evicted)", evict_l1, lambda: warm("A"), "1"),
         (
@@ -419,6 +423,36 @@ def fleet_rows(url: str, endpoint: str, quick: bool) -> None:
             os.environ["STRATACACHE_METRICS_DISABLED"] = saved
 
 
+def following_row(url: str, environments: int = 1000) -> None:
+    """The Redis load a fleet of busy environments adds by following generation and feed.
+
+    Each busy environment makes one check per ``STRATACACHE_GENERATION_CHECK``, on an
+    L1 hit as on any other call, and none while frozen: what one check sends is
+    counted here, and multiplied out.
+    """
+    from devkit.roundtrips import redis_round_trips
+    from stratacache import MemoryTier, RedisTier, TieredCache
+    from stratacache.config import DEFAULT_GENERATION_CHECK
+
+    tier = RedisTier(url)
+    cache = TieredCache([MemoryTier(), tier], namespace="bench-fleet")
+    cache.set("k", "v")
+    cache.get("k")  # its place in the feed taken
+    with redis_round_trips() as trips:
+        cache._engine.chain.check_generation()
+    commands = sum(len(trip) for trip in trips)
+    print(f"\nFollowing invalidations: {environments} busy environments, each one check per")
+    print(f"  interval of {len(trips)} round trip ({' + '.join(trips[0])}); frozen ones send none")
+    for interval in sorted({1.0, 2.0, DEFAULT_GENERATION_CHECK, 10.0}):
+        rate = environments * commands / interval
+        default = "  (default)" if interval == DEFAULT_GENERATION_CHECK else ""
+        print(
+            f"  STRATACACHE_GENERATION_CHECK={interval:<5g}{rate:8.0f} commands/s"
+            f"{environments * len(trips) / interval:8.0f} round trips/s{default}"
+        )
+    cache.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations: checks it runs")
@@ -434,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         l2_row(redis_server.url, rounds=3 if quick else 41, calls=20 * scale)
         l3_row(moto.endpoint, rounds=3 if quick else 21, calls=5 * scale // 2 or 5)
         round_trips_row(redis_server.url, moto.endpoint)
+        following_row(redis_server.url)
         batch_row(redis_server.url, moto.endpoint, ids=20 if quick else 100)
         herd_row(redis_server.url, workers=4 if quick else 16)
         fleet_rows(redis_server.url, moto.endpoint, quick)

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
-from stratacache.tiers.base import Missing
+from stratacache.tiers.base import FeedEntries, Missing
 
 T = TypeVar("T")
 
@@ -598,6 +598,11 @@ def dynamodb_attribute_values() -> Any:
 # ---------------------------------------------------------------- stopping a call mid-way
 
 
+def entry_keys(redis_client: Any) -> list[bytes]:
+    """The keys in Redis other than the namespaces' invalidation feeds (``ns#feed{ns}``)."""
+    return [key for key in redis_client.scan_iter() if b"#feed{" not in key]
+
+
 class Gate:
     """Stops the next gated call to a tier right after it returned, until released."""
 
@@ -628,6 +633,11 @@ class GatedRedis(RedisTier):
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
         return self.gate.pass_through(super().get_with_counter(key, counter))
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object | Missing, int, FeedEntries]:
+        return self.gate.pass_through(super().get_with_feed(key, counter, feed, after, count))
 
 
 class GatedDynamoDB(DynamoDBTier):

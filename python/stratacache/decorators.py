@@ -288,7 +288,7 @@ def _fast_path(cache: TieredCache, keys: _Keys, miss: Miss) -> Callable[..., Any
         now = timer()
         clock = generation.clock  # its due time is never, without a shared generation
         if expires_at <= now or (
-            (now if clock is timer else clock()) >= generation.due and check_generation()
+            (now if clock is timer else clock()) >= generation.due and check_generation(None, full)
         ):
             return miss(full, args, kwargs)
         counts.hits += 1

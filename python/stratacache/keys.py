@@ -309,7 +309,7 @@ class KeyLayout:
         ('t:vip|secret', 't%3Avip|secret')
     """
 
-    __slots__ = ("generation_key", "prefix")
+    __slots__ = ("feed_key", "generation_key", "prefix")
 
     def __init__(self, namespace: str | Sequence[str]) -> None:
         parts = (namespace,) if isinstance(namespace, str) else tuple(namespace)
@@ -319,6 +319,10 @@ class KeyLayout:
         self.prefix = encoded + "|"
         """What every entry key of this namespace starts with; ``clear()`` matches on it."""
         self.generation_key = encoded + "#gen"
+        self.feed_key = encoded + "#feed{" + encoded + "}"
+        """The namespace's invalidation feed: it starts like the namespace's other keys (for
+        ACL key patterns), and its hash tag, the namespace (braces are never part of an
+        encoded name), keeps it in one slot of a Redis Cluster."""
 
     def key(self, key: str) -> str:
         """The stored form of ``key``: the prefix, then the encoded key (or its digest)."""

@@ -151,8 +151,9 @@ class Operations:
     """
 
     NAMES = (
-        "get", "get_many", "get_with_counter", "read_counter", "set", "set_many", "swap",
-        "swap_many", "delete", "delete_many", "delete_if",
+        "get", "get_many", "get_with_counter", "read_counter", "get_with_feed",
+        "read_with_feed", "publish", "set", "set_many", "swap", "swap_many", "delete",
+        "delete_many", "delete_if",
     )  # fmt: skip
 
     def __init__(self, tier: RedisTier, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,7 +247,7 @@ def test_a_stale_refresh_waits_for_one_timeout_when_writes_hang(
         admin.client_unpause()
     # The read of the stale entry, then the refresh lease's write timed out; its release
     # (a write to the same sick tier) and the value's write are skipped.
-    assert operations.ops["MainThread"] == [("get_with_counter", "ok"), ("swap", "timeout")]
+    assert operations.ops["MainThread"] == [("get_with_feed", "ok"), ("swap", "timeout")]
 
 
 def test_a_batch_read_waits_for_one_timeout_with_its_generation_check(
@@ -257,4 +258,4 @@ def test_a_batch_read_waits_for_one_timeout_with_its_generation_check(
     operations = Operations(tier, monkeypatch)
     with paused(own_redis_server):
         assert cache.get_many(["a", "b"]) == {}  # its first call reads the generation too
-    assert operations.ops["MainThread"] == [("read_counter", "timeout")]
+    assert operations.ops["MainThread"] == [("read_with_feed", "timeout")]

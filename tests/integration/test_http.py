@@ -6,7 +6,7 @@ from typing import Any
 
 from stratacache import MemoryTier, RedisTier, TieredCache
 from stratacache.http import HttpCache
-from tests.support import FakeClock, function_url_event, rest_v1_event
+from tests.support import FakeClock, entry_keys, function_url_event, rest_v1_event
 
 
 def environment(redis_tier: RedisTier, clock: FakeClock) -> HttpCache:
@@ -28,7 +28,7 @@ def test_a_second_environment_serves_the_same_tag_with_the_remaining_lifetime(
         return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "quote"}
 
     first = environment(redis_tier, clock)(handler)(function_url_event(), None)
-    assert redis_client.dbsize() == 1
+    assert len(entry_keys(redis_client)) == 1
     clock.advance(50)
     second_env = environment(redis_tier, clock)(handler)
     later = second_env(function_url_event(), None)
@@ -47,4 +47,4 @@ def test_an_error_answer_never_reaches_redis(redis_tier: RedisTier, redis_client
 
     answer = environment(redis_tier, FakeClock())(handler)(rest_v1_event(), None)
     assert answer["statusCode"] == 502
-    assert redis_client.dbsize() == 0
+    assert entry_keys(redis_client) == []

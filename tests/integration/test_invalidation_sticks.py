@@ -179,7 +179,7 @@ def test_an_l2_hit_in_a_new_environment_is_one_round_trip(
     calls = dynamodb_calls(dynamodb_client)
     with redis_round_trips() as trips:
         assert fresh("x") == "x@v1"
-    assert trips == [["MGET"]]  # the entry and the generation together
+    assert trips == [["MGET", "EVAL"]]  # the entry, the generation and the feed together
     assert calls == []
 
 

@@ -110,7 +110,7 @@ def test_a_restored_copy_shares_no_connection_has_no_l1_and_reads_l2(
     after = quote.cache.stats()
     assert after["L1"]["hits"] == stats["L1"]["hits"]
     assert after["L2"]["hits"] == stats["L2"]["hits"] + 1
-    assert trips[0] == ["MGET"]  # the entry and its generation, read from L2
+    assert trips[0] == ["MGET", "XRANGE"]  # the entry, its generation and the feed, from L2
     assert accepted(redis_client) == since + 1  # a new connection of its own
     (now,) = named(redis_client)
     assert now not in before

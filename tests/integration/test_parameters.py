@@ -21,6 +21,7 @@ from devkit.servers import MotoServer, RedisServer, fake_aws_environment
 from stratacache import MemoryTier, RedisTier
 from stratacache.envelope import Codec
 from stratacache.parameters import SharedParameters
+from tests.support import entry_keys
 
 ENVIRONMENTS = 20
 PARAMETER = "/quotes/config"
@@ -135,7 +136,7 @@ def test_a_secret_is_read_once_signed_in_redis_and_never_logged(
         assert len(calls) == 1
 
         # An entry forged in Redis is refused, and the secret fetched again.
-        (stored_key,) = redis_client.keys("*params*")
+        (stored_key,) = [key for key in entry_keys(redis_client) if b"params" in key]
         assert SECRET.encode() in redis_client.get(stored_key)  # signed, not encrypted
         forged = redis_client.get(stored_key).replace(SECRET.encode(), b"attacker-chosen-value")
         redis_client.set(stored_key, forged)

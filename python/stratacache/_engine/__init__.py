@@ -9,6 +9,8 @@
 - ``compute``: the compute-once algorithm as generators, a sync and an async driver;
 - ``singleflight``: one computation per key within a process;
 - ``generations``: the namespace generation behind ``invalidate_all()``;
+- ``feed``: the invalidation feed: an environment's place in it, and the checks that
+  read it with the generation and make memory forget;
 - ``marks``: invalidation marks that keep memory writes behind invalidations;
 - ``health``: the health probe;
 - ``engine``: :class:`Engine`, what a cache holds, on stored keys.

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, Final
 
+from stratacache._engine import feed as feeds
 from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, NOTHING_SEEN, Blobs, Guard, Trace
 from stratacache._engine.marks import Marks
@@ -122,6 +123,13 @@ class Chain:
         """The guard of the shared tier that keeps the namespace generation."""
         self.generation = Generation(generation_check, self.clock, self.counter is not None)
         self.generation.on_change.append(self._forget_generation)
+        self.checks = feeds.Checks(
+            self.counter, layout, self.generation, self.memory, self.marks, self.flights,
+            forget_all=self._forget_generation,
+        )  # fmt: skip
+        self.feed = self.checks.feed
+        """This environment's place in the namespace's invalidation feed, read with the
+        generation (``None``: the counter's tier keeps no feed)."""
         first = self.tiers[0] if self.tiers else None
         self.l1: MemoryTier | None = (
             first if isinstance(first, MemoryTier) and not freshness.enabled else None
@@ -139,23 +147,17 @@ class Chain:
 
     # ------------------------------------------------------------ generations
 
-    def check_generation(self, trace: Trace | None = None) -> bool:
-        """Read the shared generation now; ``True`` when another environment had bumped it.
+    def check_generation(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
+        """Read the shared generation (and the feed) now; ``True`` when memory's copy of
+        ``full_key`` (of anything, without one) is no longer current
+        (:meth:`~stratacache._engine.feed.Checks.check`)."""
+        return self.checks.check(trace, full_key)
 
-        ``trace``: the operation this read belongs to, so a timeout here spares it another.
-        """
-        guard = self.counter
-        if guard is None:
-            return False
-        self.generation.checked()
-        shared = guard.read_counter(self.layout.generation_key, trace)
-        return shared is not FAILED and self.generation.observe(shared)
-
-    def generation_moved(self, trace: Trace | None = None) -> bool:
-        """Whether a check of the shared generation is due and finds a bump (memory is then
-        stale: :meth:`_forget_generation` has emptied it)."""
+    def generation_moved(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
+        """Whether a check of the shared generation is due and finds memory's copy of
+        ``full_key`` stale (:meth:`check_generation`; memory no longer holds it)."""
         generation = self.generation
-        return generation.due <= generation.clock() and self.check_generation(trace)
+        return generation.due <= generation.clock() and self.check_generation(trace, full_key)
 
     def _forget_generation(self) -> None:
         """A newer generation: nothing this environment holds or is computing is current."""
@@ -234,12 +236,9 @@ class Chain:
             if not guard.allowed(trace):
                 continue
             if guard is self.counter and generation.due <= generation.clock():
-                generation.checked()
-                got = guard.get_with_counter(full_key, self.layout.generation_key, trace)
-                if got is FAILED:
+                raw = self.checks.get(guard, full_key, trace)
+                if raw is FAILED:
                     continue
-                raw, shared = got
-                generation.observe(shared)
             else:
                 raw = guard.get(full_key, trace)
                 if raw is FAILED:
@@ -247,11 +246,7 @@ class Chain:
             record = self.accept(guard, full_key, raw, now, trace)
             if record is None:
                 continue
-            if (
-                not guard.remote
-                and generation.due <= generation.clock()
-                and self.check_generation(trace)
-            ):
+            if not guard.remote and self.generation_moved(trace, full_key):
                 guard.counts.misses += 1  # a copy from before another environment's bump
                 continue
             guard.counts.hits += 1

@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar, cast
 
 from stratacache.errors import ConfigurationError, SerializationError, SetupError
 from stratacache.metrics import TierCounts
-from stratacache.tiers.base import CounterTier, Missing, Tier, VersionedTier
+from stratacache.tiers.base import CounterTier, FeedTier, Missing, Tier, VersionedTier
 
 logger = logging.getLogger("stratacache")
 
@@ -106,6 +106,7 @@ class Guard:
         "breaker",
         "counter",
         "counts",
+        "feed",
         "index",
         "last_error",
         "limit",
@@ -126,6 +127,8 @@ class Guard:
         """The tier's conditional writes, when it declares them."""
         self.counter = cast(CounterTier, tier) if capabilities.counter else None
         """The tier's counters, when it declares them."""
+        self.feed = cast(FeedTier, tier) if capabilities.feed and capabilities.counter else None
+        """The tier's invalidation feed, when it declares one (read with the counter)."""
         self.breaker = tier.breaker
         if self.breaker is not None and not self.breaker.name:
             self.breaker.name = tier.name  # for its log lines
@@ -259,6 +262,24 @@ class Guard:
     def get_with_counter(self, key: str, counter: str, trace: Trace | None) -> Any:
         assert self.counter is not None
         return self._call("get", trace, self.counter.get_with_counter, key, counter)
+
+    def publish(self, feed: str, keys: Sequence[str]) -> Any:
+        assert self.feed is not None
+        return self._call("publish", None, self.feed.publish, feed, keys)
+
+    def read_with_feed(
+        self, counter: str, feed: str, after: str | None, count: int, trace: Trace | None
+    ) -> Any:
+        assert self.feed is not None
+        return self._call(
+            "read_counter", trace, self.feed.read_with_feed, counter, feed, after, count
+        )
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int, trace: Trace | None
+    ) -> Any:
+        assert self.feed is not None
+        return self._call("get", trace, self.feed.get_with_feed, key, counter, feed, after, count)
 
     def warm(self, connect: Callable[[], object]) -> bool:
         """Open the tier's connections now (``connect``); ``False`` when that failed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stratacache._engine.chain import Chain
+from stratacache._engine.feed import EVERYTHING
 from stratacache._engine.guard import FAILED, Trace
 from stratacache.envelope import VALUE, new_version
 from stratacache.errors import SerializationError
@@ -75,7 +76,20 @@ def forget(
 
         chain.marks.mark(key, then=drop)
         chain.flights.forget(key)
-    return removed, failure
+    return removed, publish(chain, full_keys) or failure
+
+
+def publish(chain: Chain, full_keys: Sequence[str]) -> Exception | None:
+    """Record an invalidation in the namespace's feed, after its tombstones: every other
+    environment drops those keys from memory at its next check. Returns a failure."""
+    guard = chain.counter
+    if chain.feed is None or guard is None or not full_keys:
+        return None
+    entry_id = guard.publish(chain.feed.key, full_keys)
+    if entry_id is FAILED:
+        return guard.last_error
+    chain.feed.published(entry_id)
+    return None
 
 
 def _was_live(chain: Chain, full_key: str, raw: object, now: float) -> bool:
@@ -95,6 +109,7 @@ def clear(chain: Chain) -> None:
             guard.clear(chain.layout.prefix)
     chain.marks.mark_all(then=chain.clear_memory)
     chain.flights.forget()
+    publish(chain, [EVERYTHING])
 
 
 def invalidate_all(chain: Chain) -> None:
@@ -110,6 +125,7 @@ def invalidate_all(chain: Chain) -> None:
         bumped = guard.bump_counter(chain.layout.generation_key, chain.generation.value + 1)
         if bumped is not FAILED:
             chain.generation.observe(int(bumped))
+            publish(chain, [EVERYTHING])  # for readers whose generation was lost with a flush
             return
     if guard is not None or chain.remote:
         clear(chain)

@@ -13,7 +13,10 @@ not by probing, whether it may ask for:
 - ``versioned``: conditional writes on a record's version (:class:`VersionedTier`),
   which make an invalidation stick against fills that started before it, and
   hold the lease (a fill's in the entry's own key, a refresh's next to it);
-- ``counter``: atomic counters (:class:`CounterTier`), for namespace generations.
+- ``counter``: atomic counters (:class:`CounterTier`), for namespace generations;
+- ``feed``: a bounded, ordered invalidation feed per namespace (:class:`FeedTier`),
+  read in the same round trip as the counter, so every environment's memory
+  follows another environment's invalidations.
 
 :class:`BaseTier` gives the declarations' defaults to subclass from.
 """
@@ -75,6 +78,7 @@ class Capabilities:
 
     versioned: bool = False
     counter: bool = False
+    feed: bool = False
     lock: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -185,6 +189,42 @@ class CounterTier(Tier, Protocol):
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
         """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip."""
+        ...
+
+
+FEED_KEEP: Final = 1000
+"""Entries a feed keeps at least: a tier trims the oldest beyond this, never below it."""
+
+FeedEntries = list[tuple[str, tuple[str, ...]]]
+"""What a feed read returns: ``(entry id, stored keys)`` per entry, oldest first."""
+
+
+class FeedTier(CounterTier, Protocol):
+    """A counter tier that also keeps an invalidation feed per namespace.
+
+    A feed is an ordered log of entries, each holding the stored keys one
+    invalidation removed; its ids only grow, it keeps at least the newest
+    :data:`FEED_KEEP` entries, and only ever loses the oldest (or all of them,
+    with a flushed server). A read names where it starts: ``after=None`` asks
+    for the newest entry only (a first read, to find one's place), ``""`` for
+    every entry from the oldest, any other id for the entries from that one
+    (itself included, so the caller can tell whether it is still there).
+    """
+
+    def publish(self, feed: str, keys: Sequence[str]) -> str:
+        """Append one entry holding ``keys`` to ``feed``, trimming the oldest; its id."""
+        ...
+
+    def read_with_feed(
+        self, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[int, FeedEntries]:
+        """:meth:`read_counter` and at most ``count`` entries of ``feed``, in one round trip."""
+        ...
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object | Missing, int, FeedEntries]:
+        """:meth:`get_with_counter` and :meth:`read_with_feed`'s entries, in one round trip."""
         ...
 
 

@@ -26,12 +26,20 @@ from stratacache.config import (
     resolve_timeout,
 )
 from stratacache.errors import ConfigurationError, PartialReadError, SetupError, StratacacheError
-from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
+from stratacache.tiers.base import (
+    ANY,
+    FEED_KEEP,
+    MISS,
+    Capabilities,
+    FeedEntries,
+    Foreign,
+    Missing,
+)
 from stratacache.tiers.hints import chain, explain_failures
 from stratacache.urls import parse_redis_url
 
 logger = logging.getLogger("stratacache")
-_CAPABILITIES = Capabilities(versioned=True, counter=True)
+_CAPABILITIES = Capabilities(versioned=True, counter=True, feed=True)
 REDIS_PY_NEEDED = (5, 0, 1)
 """The oldest redis-py this tier works with (``Redis.from_pool`` came in 5.0.1)."""
 _too_old_logged: set[str] = set()  # the redis-py paths already reported
@@ -91,6 +99,17 @@ if type(cur) == 'string' and string.sub(cur, 5, 12) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+# A reader's first read of a feed (ARGV[2] '+': its newest entry only) or of one it found
+# missing ('-': every entry). A missing feed is started with an empty entry first: a reader
+# whose place is an entry then sees a flush or an eviction take it, even when no
+# invalidation had been recorded yet. pcall: a full Redis refuses the write, not the read.
+_FEED_START_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', '')
+end
+if ARGV[2] == '+' then return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) end
+return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[3])
 """
 # INCR, but never below a floor: a counter lost to a flush or an eviction must not go back.
 _BUMP_SCRIPT = """
@@ -419,6 +438,56 @@ class RedisTier:
             raise
         return (MISS if value is None else value), _counter(count)
 
+    # ------------------------------------------------------------ the invalidation feed
+    # Capability ``feed``: a stream per namespace, trimmed to about FEED_KEEP entries
+    # (``MAXLEN ~`` trims whole nodes, never below the bound). It has no TTL, so no
+    # ``volatile-*`` eviction policy can take it; a lost feed makes readers drop their L1.
+
+    def publish(self, feed: str, keys: Sequence[str]) -> str:
+        """``XADD feed MAXLEN ~ FEED_KEEP * k key [k1 key ...]``: one entry per invalidation."""
+        fields = {f"k{index}" if index else "k": key for index, key in enumerate(keys)}
+        name = self.key_prefix + feed
+        return _text(self.client.xadd(name, fields, maxlen=FEED_KEEP, approximate=True))
+
+    def read_with_feed(
+        self, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[int, FeedEntries]:
+        """The counter and the feed's entries from ``after``, pipelined: one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.key_prefix + counter)
+        _read_feed(pipe, self.key_prefix + feed, after, count)
+        raw, entries = pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception) and not _wrong_type(raw):
+            raise raw
+        return _counter(None if isinstance(raw, Exception) else raw), _entries(entries)
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object | Missing, int, FeedEntries]:
+        """:meth:`get_with_counter` with the feed's entries from ``after``: one round trip."""
+        names = (self.key_prefix + key, self.key_prefix + counter)
+        pipe = self.client.pipeline(transaction=False)
+        if self.cluster:
+            for name in names:
+                pipe.get(name)
+        else:
+            pipe.mget(names)
+        _read_feed(pipe, self.key_prefix + feed, after, count)
+        answers = pipe.execute(raise_on_error=False)
+        for answer in answers[:-1]:
+            if isinstance(answer, Exception) and not _wrong_type(answer):
+                raise answer
+        if self.cluster:
+            value, count_raw = answers[0], answers[1]
+            if isinstance(count_raw, Exception):
+                count_raw = None
+        else:
+            value, count_raw = answers[0]
+        entries = _entries(answers[-1])
+        if isinstance(value, Exception):
+            return Foreign("a Redis value of another type"), _counter(count_raw), entries
+        return (MISS if value is None else value), _counter(count_raw), entries
+
     # ------------------------------------------------------------ conditional writes
 
     def swap(
@@ -545,6 +614,33 @@ def _require_supported(redis: Any) -> None:
 
 def _key_of(command: tuple[Any, ...]) -> Any:
     return command[3] if command[0] == "EVAL" else command[1]
+
+
+def _read_feed(pipe: Any, name: str, after: str | None, count: int) -> None:
+    if after:
+        pipe.xrange(name, after, "+", count=count)
+    else:  # no place yet, or a feed seen missing: start one, so that losing it shows
+        start = "+" if after is None else "-"  # (a cluster's pipeline has no eval())
+        pipe.execute_command("EVAL", _FEED_START_SCRIPT, 1, name, FEED_KEEP, start, count)
+
+
+def _entries(answer: object) -> FeedEntries:
+    """Stream entries as ``(id, keys)``; a key of another type reads as an empty feed."""
+    if isinstance(answer, Exception):
+        if _wrong_type(answer):
+            return []
+        raise answer
+    entries: FeedEntries = []
+    for entry_id, fields in answer or ():  # type: ignore[attr-defined]
+        # XRANGE's reply as redis-py parses it (a dict), or as a script returns it (a list)
+        values = fields.values() if isinstance(fields, dict) else fields[1::2]
+        keys = tuple(key for key in map(_text, values) if key)
+        entries.append((_text(entry_id), keys))
+    return entries
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _wrong_type(exc: Exception) -> bool:
