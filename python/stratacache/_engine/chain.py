@@ -113,8 +113,12 @@ class Chain:
         self.counts = [guard.counts for guard in self.guards]
         self.remote = any(guard.remote for guard in self.guards)
         self.memory = tuple(guard for guard in self.guards if not guard.remote)
-        self.write_order = tuple(sorted(self.guards, key=lambda guard: not guard.remote))
-        """Shared tiers first: memory is the last to change."""
+        self.write_order = tuple(
+            sorted(self.guards, key=lambda g: (not g.remote, -g.index if g.remote else g.index))
+        )
+        """Shared tiers slowest first, memory last: a write a slower tier refused (its
+        tombstone says the value is too old) goes to no faster tier, so no faster tier
+        is ever newer than a slower one, whatever it evicted."""
         self.measure = any(guard.limit is not None for guard in self.guards)
         self.flights = SingleFlight()
         self.marks = Marks()
@@ -479,6 +483,8 @@ class Chain:
                 done = guard.put(full_key, blob, keep, expect, trace)
                 if guard is held and done is not FAILED:
                     held = None  # replaced by the value, or already gone
+                if done is False:  # too old for this tier: too old for every faster one
+                    break
             else:
                 stored = value if stale_at is None else Fresh(value, stale_at, delta)
                 self._to_memory(guard, trace, {full_key: stored}, lifetime)
@@ -533,7 +539,11 @@ class Chain:
                 )
                 for key in fits
             }  # fmt: skip
-            guard.put_many(blobs, trace)
+            done = guard.put_many(blobs, trace)
+            if isinstance(done, list):  # keys this tier refused go to no faster tier
+                for key, written in zip(blobs, done, strict=True):
+                    if not written:
+                        del values[key]
 
     def warn_unshareable(self, full_key: str, exc: SerializationError) -> None:
         """One warning per cache (a decorated function's) that values stay out of shared tiers."""

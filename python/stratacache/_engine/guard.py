@@ -250,9 +250,10 @@ class Guard:
         done, _ = self.versioned.swap(key, blob, keep, expect)
         return done
 
-    def _put_many(self, blobs: Blobs) -> None:
+    def _put_many(self, blobs: Blobs) -> list[bool] | None:
+        """Which records were written (a versioned tier's answer), else ``None``."""
         if self.versioned is not None:
-            self.versioned.swap_many(blobs)
-            return
+            return self.versioned.swap_many(blobs)
         for key, (blob, _, keep) in blobs.items():
             self.tier.set(key, blob, keep)
+        return None
