@@ -265,9 +265,12 @@ class TieredCache:
     def invalidate(self, key: str, *, strict: bool = False) -> bool:
         """Remove ``key`` from every tier, leaving tombstones that refuse older fills.
 
-        Returns ``True`` when some tier held a live entry. A tier that fails is
-        counted and skipped; with ``strict=True`` the first failure is raised as
-        :class:`InvalidationError` after every tier was tried. Deletes go through
+        Returns ``True`` when some tier held a live entry and no shared tier can
+        serve it any more. A shared tier that refuses the tombstone (out of memory
+        under ``noeviction``, a read-only replica) gets a delete instead; one that
+        takes neither is counted and skipped, and the call returns ``False`` (with
+        ``strict=True`` the first such failure is raised as
+        :class:`InvalidationError` after every tier was tried). Deletes go through
         even while a breaker is open: an invalidation skipped now would leave a
         stale entry to be served once the tier is back.
         """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stratacache._engine.chain import Chain
-from stratacache._engine.guard import FAILED, Trace
+from stratacache._engine.guard import FAILED, NOTHING_SEEN, Guard, Trace
 from stratacache.envelope import VALUE, new_version
 from stratacache.errors import SerializationError
 from stratacache.tiers.base import ANY
@@ -27,8 +27,11 @@ def forget(
     slower tier's old value over the tombstone it saw. Memory goes last: a
     trace that read a shared tier before the tombstones landed began before
     the mark, so it can no longer write what it read. ``seen`` records the
-    tombstones as what that trace observed. Returns whether some tier held a
-    live entry, and the first failure.
+    tombstones as what that trace observed. A tier that refuses the tombstone
+    (out of memory under ``noeviction``, a read-only replica) gets a delete
+    instead, which such a server still takes. Returns whether some tier held a
+    live entry, and the first failure of a shared tier that may still serve
+    the old value (it took neither the tombstone nor the delete).
     """
     now = chain.clock()
     removed = False
@@ -58,11 +61,15 @@ def forget(
                     removed = _was_live(chain, key, got[1], now) or removed
             else:
                 got = guard.swap_many(blobs)
-        elif len(full_keys) == 1:
-            got = guard.delete(full_keys[0])
-            removed = (got is not FAILED and bool(got)) or removed
+            if got is FAILED:  # refused (OOM, a read-only replica): take the old value out
+                got = _delete(guard, full_keys)
+                removed = (got is not FAILED and bool(got)) or removed
+                if got is not FAILED and seen is not None:
+                    for key in full_keys:
+                        seen.seen[(guard.index, key)] = NOTHING_SEEN
         else:
-            got = guard.delete_many(full_keys)
+            got = _delete(guard, full_keys)
+            removed = (got is not FAILED and bool(got)) or removed
         if got is FAILED:
             failure = failure or guard.last_error
     for key in full_keys:
@@ -76,6 +83,13 @@ def forget(
         chain.marks.mark(key, then=drop)
         chain.flights.forget(key)
     return removed, failure
+
+
+def _delete(guard: Guard, full_keys: Sequence[str]) -> object:
+    """Delete the keys (allowed under OOM): how many were there, or ``FAILED``."""
+    if len(full_keys) == 1:
+        return guard.delete(full_keys[0])
+    return guard.delete_many(full_keys)
 
 
 def _was_live(chain: Chain, full_key: str, raw: object, now: float) -> bool:
