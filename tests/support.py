@@ -547,11 +547,16 @@ class GatedRedis(RedisTier):
         return self.gate.pass_through(super().get(key))
 
     def swap(
-        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None = None,
     ) -> tuple[bool, object | Missing]:
-        return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+        return self.write_gate.pass_through(super().swap(key, blob, keep, expect, counter))
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
         return self.gate.pass_through(super().get_with_counter(key, counter))
 
 
@@ -566,6 +571,9 @@ class GatedDynamoDB(DynamoDBTier):
         self, key: str, blob: bytes, keep: float | None, expect: bytes | None
     ) -> tuple[bool, object | Missing]:
         return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        return self.gate.pass_through(super().get_with_counter(key, counter))
 
 
 class FakeSharedTier:
@@ -687,8 +695,8 @@ class FakeSharedTier:
         self.counters[key] = max(self.counters.get(key, 0) + 1, floor)
         return self.counters[key]
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object, int | None]:
         self.calls.append("get_with_counter")
         found = self.get(key)
         self.calls.pop()
-        return found, self.counters.get(counter, 0)
+        return found, self.counters.get(counter)

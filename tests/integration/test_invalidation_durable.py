@@ -193,3 +193,41 @@ def test_a_fill_that_began_before_an_invalidate_stays_out_when_redis_evicts_the_
     assert world.stored(price, "x") is None  # DynamoDB's tombstone refused it: Redis too
     assert world.environment(lock=False)("x") == "x@v2"
     assert world.environment()("x") == "x@v2"
+
+
+# ------------------------------------------------------------------ the generation lost
+
+
+def test_invalidate_all_then_a_redis_flush_brings_no_older_value_back(
+    fleet: Callable[..., Fleet],
+) -> None:
+    world = fleet()
+    price = world.environment()
+    assert [price(sku) for sku in "xy"] == ["x@v1", "y@v1"]
+    world.origin.version = 2
+    price.invalidate_all()
+    world.client.flushall()  # the generation and every Redis entry gone; L3 keeps v1
+    fresh = world.environment()
+    assert [fresh(sku) for sku in "xy"] == ["x@v2", "y@v2"]
+    assert [world.environment()(sku) for sku in "yx"] == ["y@v2", "x@v2"]
+    assert world.client.get(price.cache.full_key("").removesuffix("|") + "#gen") is not None
+
+
+def test_invalidate_all_then_allkeys_lru_evicting_the_generation_brings_no_older_value_back(
+    fleet: Callable[..., Fleet],
+) -> None:
+    world = fleet("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
+    price = world.environment()
+    skus = [f"s{i}" for i in range(5)]
+    assert [price(sku) for sku in skus] == [f"{sku}@v1" for sku in skus]
+    world.origin.version = 2
+    price.invalidate_all()
+    generation_key = price.cache.full_key("").removesuffix("|") + "#gen"
+    assert world.client.get(generation_key) is not None
+    for sku in skus:  # the v1 entries stay more recently used than the generation
+        world.client.get(price.cache.full_key(price.cache_key(sku)))
+    world.fill_until_evicted(generation_key)
+    left = [sku for sku in skus if world.stored(price, sku) is not None]
+    assert left, "every old entry was evicted with the generation: nothing is tested"
+    assert [world.environment()(sku) for sku in left] == [f"{sku}@v2" for sku in left]
+    assert world.environment()(left[0]) == f"{left[0]}@v2"

@@ -9,6 +9,8 @@
 - ``compute``: the compute-once algorithm as generators, a sync and an async driver;
 - ``singleflight``: one computation per key within a process;
 - ``generations``: the namespace generation behind ``invalidate_all()``;
+- ``keepers``: the tiers that keep it (the first with counters, and the slowest),
+  and a counter the faster one lost;
 - ``marks``: invalidation marks that keep memory writes behind invalidations;
 - ``health``: the health probe;
 - ``engine``: :class:`Engine`, what a cache holds, on stored keys.

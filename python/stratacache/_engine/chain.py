@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, NOTHING_SEEN, Blobs, Guard, Trace
+from stratacache._engine.keepers import Keepers
 from stratacache._engine.marks import Marks
 from stratacache._engine.singleflight import SingleFlight
 from stratacache.envelope import (
@@ -122,9 +123,12 @@ class Chain:
         self.measure = any(guard.limit is not None for guard in self.guards)
         self.flights = SingleFlight()
         self.marks = Marks()
-        self.counter = next((g for g in self.guards if g.remote and g.counter is not None), None)
+        self.generation = Generation(
+            generation_check, self.clock, any(g.remote and g.counter for g in self.guards)
+        )
+        self.keepers = Keepers(self.guards, self.generation, layout.generation_key)
+        self.counter = self.keepers.counter
         """The guard of the shared tier that keeps the namespace generation."""
-        self.generation = Generation(generation_check, self.clock, self.counter is not None)
         self.generation.on_change.append(self._forget_generation)
         first = self.tiers[0] if self.tiers else None
         self.l1: MemoryTier | None = (
@@ -233,23 +237,17 @@ class Chain:
         this one within the check's period on every read path.
         """
         now = self.clock()
-        generation = self.generation
         for guard in self.guards:
             if not guard.allowed(trace):
                 continue
-            if guard is self.counter and generation.due <= generation.clock():
-                generation.checked()
-                got = guard.get_with_counter(full_key, self.layout.generation_key, trace)
-                if got is FAILED:
-                    continue
-                raw, shared = got
-                generation.observe(shared)
-            else:
-                raw = guard.get(full_key, trace)
-                if raw is FAILED:
-                    continue
+            raw = self.keepers.get(guard, full_key, trace)
+            if raw is FAILED:
+                continue
             record = self.accept(guard, full_key, raw, now, trace)
             if record is None:
+                continue
+            if self.keepers.distrusted(guard):
+                guard.counts.misses += 1  # of a generation this environment cannot tell yet
                 continue
             if not guard.remote and self.generation_moved(trace):
                 guard.counts.misses += 1  # a copy from before another environment's bump
@@ -380,7 +378,8 @@ class Chain:
                 )
                 self._to_memory(guard, trace, {full_key: value}, lifetime)
             if blobs:
-                guard.put_many(blobs, trace)
+                carried = self.keepers.restoring(guard)
+                self.keepers.restored(carried, guard.put_many(blobs, trace, carried))
 
     def _to_memory(
         self, guard: Guard, trace: Trace, values: Mapping[str, object], lifetime: float | None
@@ -432,12 +431,11 @@ class Chain:
     ) -> bool:
         """Write a computed ``value`` to every tier; ``True`` when ``lease`` is still to give up.
 
-        Each shared tier takes it only if it still holds the record this trace saw
-        there (or, in the ``lease`` guard's tier, this trace's lease, which the value
-        replaces); memory only if the key was not invalidated since the trace
-        began. ``delta`` is how long computing took. A value that cannot be
-        serialized stays out of the shared tiers, with one warning.
-        """
+        Each shared tier (slowest first) takes it only if it still holds the record
+        this trace saw there (or, in the ``lease`` guard's tier, this trace's lease,
+        which the value replaces); memory only if the key was not invalidated since
+        the trace began; a refusal stops the write. ``delta``: how long computing
+        took. A value the serializer cannot hold stays out of the shared tiers."""
         freshness = self.freshness
         soft, hard = freshness.lifetimes(self.default_ttl if ttl is INHERIT else ttl)
         now = self.clock()
@@ -476,11 +474,10 @@ class Chain:
                     full_key, payload, version=version, generation=generation,
                     expires_at=expires_at, keep_until=None, stale_at=stale_at, delta=delta,
                 )  # fmt: skip
-                expect = lease[1] if lease is not None and guard is held else None
-                if expect is None:
-                    expect = self.expect(guard, full_key, trace)
+                mine = lease[1] if lease is not None and guard is held else None
+                expect = mine if mine is not None else self.expect(guard, full_key, trace)
                 keep = self.keep(guard, full_key, trace, expires_at, now)
-                done = guard.put(full_key, blob, keep, expect, trace)
+                done = self.keepers.put(guard, full_key, blob, keep, expect, trace)
                 if guard is held and done is not FAILED:
                     held = None  # replaced by the value, or already gone
                 if done is False:  # too old for this tier: too old for every faster one
@@ -539,7 +536,9 @@ class Chain:
                 )
                 for key in fits
             }  # fmt: skip
-            done = guard.put_many(blobs, trace)
+            carried = self.keepers.restoring(guard)
+            done = guard.put_many(blobs, trace, carried)
+            self.keepers.restored(carried, done)
             if isinstance(done, list):  # keys this tier refused go to no faster tier
                 for key, written in zip(blobs, done, strict=True):
                     if not written:

@@ -114,16 +114,24 @@ def clear(chain: Chain) -> None:
 def invalidate_all(chain: Chain) -> None:
     """Make every entry of the namespace unreachable at once, in every environment.
 
-    Bumps the generation in the first shared tier that keeps counters (Redis
-    ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
-    environments follow within their generation check. Without such a tier,
-    or if the bump fails, every entry is deleted instead.
+    Bumps the generation in the shared tiers that keep counters (Redis
+    ``INCR``, DynamoDB ``UpdateItem ADD``), the slowest first, instead of
+    scanning keys; other environments follow within their generation check,
+    and the slowest tier keeps it when a faster one loses its counter. Without
+    such a tier, or if a bump fails, every entry is deleted instead.
     """
     guard = chain.counter
     if guard is not None:
-        bumped = guard.bump_counter(chain.layout.generation_key, chain.generation.value + 1)
-        if bumped is not FAILED:
-            chain.generation.observe(int(bumped))
+        generation = chain.generation.value + 1
+        for keeper in (chain.keepers.durable, guard):  # the slowest first, as tombstones go
+            if keeper is None:
+                continue
+            bumped = keeper.bump_counter(chain.layout.generation_key, generation)
+            if bumped is FAILED:
+                break
+            generation = max(generation, int(bumped))
+        else:
+            chain.generation.observe(generation)
             return
     if guard is not None or chain.remote:
         clear(chain)

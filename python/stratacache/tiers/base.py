@@ -183,8 +183,13 @@ class CounterTier(Tier, Protocol):
         """Add one atomically, to at least ``floor``; return the new value."""
         ...
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip."""
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip.
+
+        The counter is ``None`` when the tier holds none (never bumped, or lost to
+        a flush or an eviction): a faster tier's answer is then checked against a
+        slower one's.
+        """
         ...
 
 

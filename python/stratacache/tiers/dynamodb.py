@@ -454,7 +454,7 @@ class DynamoDBTier:
             return self.read_counter(key)
         return floor
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
         """The entry and the counter in one ``BatchGetItem``."""
         wanted = {self.key_prefix + key: key, self.key_prefix + counter: counter}
         request = {
@@ -471,7 +471,8 @@ class DynamoDBTier:
 
         if self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect):
             raise PartialReadError("DynamoDB left the entry or its generation unread", [MISS], 1)
-        return self._raw(found.get(key)), _counter(found.get(counter))
+        item = found.get(counter)
+        return self._raw(found.get(key)), None if item is None else _counter(item)
 
     # ------------------------------------------------------------ conditional writes
 

@@ -96,6 +96,19 @@ return value
 """
 
 
+# The counter at least a floor, created if missing, never bumped: a counter lost to a flush
+# or an eviction written back from the slower tier that kept it.
+_RAISE_SCRIPT = """
+local value = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1
+local floor = tonumber(ARGV[1])
+if value < floor then
+  redis.call('SET', KEYS[1], floor)
+  value = floor
+end
+return value
+"""
+
+
 def _expect_arg(expect: bytes | None) -> bytes:
     return b"" if expect is None else expect
 
@@ -375,7 +388,7 @@ class RedisTier:
         """Add one to the counter atomically, to at least ``floor``; return the new value."""
         return int(self.client.eval(_BUMP_SCRIPT, 1, self.key_prefix + key, floor))
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
         """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         try:
@@ -390,26 +403,34 @@ class RedisTier:
             if _wrong_type(exc):
                 return Foreign("a Redis value of another type"), self.read_counter(counter)
             raise
-        return (MISS if value is None else value), _counter(count)
+        return (MISS if value is None else value), None if count is None else _counter(count)
 
     # ------------------------------------------------------------ conditional writes
 
     def swap(
-        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None = None,
     ) -> tuple[bool, object | Missing]:
         """Write ``blob`` if the record's version is still ``expect`` (one script, one trip).
 
         Returns whether it was written, and the record it replaced or found there.
+        ``counter``: ``(key, floor)`` of a counter to write back in the same round
+        trip (:meth:`raise_counter`).
         """
-        done, current = self.client.eval(
-            _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect), _keep_ms(keep)
-        )
+        args = (_SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect), _keep_ms(keep))
+        done, current = self._with_counter(args, counter)
         if current == b"!":
             return bool(done), Foreign("a Redis value of another type")
         return bool(done), MISS if current is None else current
 
     def swap_many(
-        self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
+        self,
+        items: Mapping[str, tuple[bytes, bytes | None, float | None]],
+        counter: tuple[str, int] | None = None,
     ) -> list[bool]:
         """:meth:`swap` for several keys in one script: one round trip (one per slot in a
         cluster, whose scripts must keep to one hash slot)."""
@@ -423,9 +444,26 @@ class RedisTier:
             for name in group:
                 blob, expect, keep = items[names[name]]
                 argv += [blob, _expect_arg(expect), _keep_ms(keep)]
-            answers = self.client.eval(_SWAP_MANY_SCRIPT, len(group), *group, *argv)
+            answers = self._with_counter((_SWAP_MANY_SCRIPT, len(group), *group, *argv), counter)
+            counter = None
             done.update(zip(group, map(bool, answers), strict=True))
         return [done[self.key_prefix + key] for key in items]
+
+    def raise_counter(self, key: str, floor: int) -> int:
+        """Set the counter to at least ``floor``, creating it, without adding one."""
+        return int(self.client.eval(_RAISE_SCRIPT, 1, self.key_prefix + key, floor))
+
+    def _with_counter(self, args: tuple[Any, ...], counter: tuple[str, int] | None) -> Any:
+        """``EVAL *args``, and :meth:`raise_counter` of ``counter`` in the same round trip."""
+        if counter is None:
+            return self.client.eval(*args)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(*args)
+        pipe.eval(_RAISE_SCRIPT, 1, self.key_prefix + counter[0], counter[1])
+        answer, _ = pipe.execute(raise_on_error=False)  # a counter not written back is
+        if isinstance(answer, Exception):  # found missing again by the next environment
+            raise answer
+        return answer
 
     def delete_if(self, key: str, expect: bytes) -> bool:
         """Remove the record if its version is still ``expect``."""
