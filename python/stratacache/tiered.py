@@ -287,10 +287,12 @@ class TieredCache:
     def invalidate_all(self) -> None:
         """Make every entry of this namespace unreachable at once, in every environment.
 
-        Bumps the generation in the first shared tier that keeps counters (Redis
-        ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
-        environments follow within ``generation_check`` seconds, on every read
-        path. Without such a tier, or if the bump fails, every entry is deleted.
+        Bumps the generation in every shared tier that keeps counters (DynamoDB
+        ``UpdateItem ADD`` first, then Redis ``INCR``) instead of scanning keys;
+        other environments follow within ``generation_check`` seconds, on every
+        read path, and a Redis that loses its counter gets it back from DynamoDB.
+        A fill already under way writes under the generation before. Without
+        such a tier, or if a bump fails, every entry is deleted.
         """
         invalidate_all(self._engine.chain)
 

@@ -231,3 +231,21 @@ def test_invalidate_all_then_allkeys_lru_evicting_the_generation_brings_no_older
     assert left, "every old entry was evicted with the generation: nothing is tested"
     assert [world.environment()(sku) for sku in left] == [f"{sku}@v2" for sku in left]
     assert world.environment()(left[0]) == f"{left[0]}@v2"
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["lock", "no-lock"])
+def test_a_fill_that_began_before_invalidate_all_is_not_written_under_the_new_generation(
+    fleet: Callable[..., Fleet], lock: bool
+) -> None:
+    world = fleet()
+    price = world.environment(lock=lock)
+    world.origin.hold = release = threading.Event()
+    filler, got = in_thread(lambda: price("x"))
+    assert world.origin.holding.wait(30)  # computing v1
+    world.origin.version = 2
+    price.invalidate_all()
+    release.set()
+    filler.join(30)
+    assert got == ["x@v1"]
+    assert price("x") == "x@v2"
+    assert world.environment(lock=lock)("x") == "x@v2"

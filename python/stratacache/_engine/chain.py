@@ -143,7 +143,7 @@ class Chain:
 
     def begin(self, force: bool = False) -> Trace:
         """A new trace; ``force`` makes its writes unconditional (explicit writes)."""
-        return Trace(self.monotonic(), self.marks.epoch, force)
+        return Trace(self.monotonic(), self.marks.epoch, force, self.generation.value)
 
     # ------------------------------------------------------------ generations
 
@@ -241,6 +241,7 @@ class Chain:
             if not guard.allowed(trace):
                 continue
             raw = self.keepers.get(guard, full_key, trace)
+            trace.generation = self.generation.value
             if raw is FAILED:
                 continue
             record = self.accept(guard, full_key, raw, now, trace)
@@ -265,6 +266,7 @@ class Chain:
     def read_many(self, full_keys: Sequence[str], trace: Trace) -> dict[str, Record]:
         """The entries some tier has, one batch call per tier, promoted like :meth:`read`."""
         self.generation_moved(trace)
+        trace.generation = self.generation.value
         found: dict[str, Record] = {}
         now = self.clock()
         missing = list(dict.fromkeys(full_keys))
@@ -455,7 +457,7 @@ class Chain:
                 shared = False
                 self.warn_unshareable(full_key, exc)
         version = new_version()
-        generation = self.generation.value
+        generation = trace.generation
         held = lease[0] if lease is not None else None
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else hard
@@ -507,7 +509,7 @@ class Chain:
                     local.add(full_key)
                     if self.remote:
                         self.warn_unshareable(full_key, exc)
-        generation = self.generation.value
+        generation = trace.generation
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else lifetime_default
             if not values or not guard.allowed(trace, write=True):

@@ -54,15 +54,18 @@ class Trace:
     record the trace saw there: the version its writes expect (``None``: nothing
     there), until when that record was to be kept (a write replacing it keeps it
     at least that long), and until when another caller's lease seen there runs.
-    ``force`` makes its writes unconditional (explicit writes).
+    ``force`` makes its writes unconditional (explicit writes). ``generation``:
+    the namespace generation when it last read a tier, which its writes record
+    (a value computed before an ``invalidate_all()`` is of the generation before).
     """
 
-    __slots__ = ("began", "epoch", "force", "seen", "sick")
+    __slots__ = ("began", "epoch", "force", "generation", "seen", "sick")
 
-    def __init__(self, began: float, epoch: int, force: bool = False) -> None:
+    def __init__(self, began: float, epoch: int, force: bool = False, generation: int = 0) -> None:
         self.began = began
         self.epoch = epoch
         self.force = force
+        self.generation = generation
         self.seen: dict[tuple[int, str], tuple[bytes | None, float | None, float]] = {}
         self.sick: frozenset[int] = _HEALTHY  # replaced, not changed: most traces never need one
 
