@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from devkit.servers import RedisServer
 
-from stratacache import MemoryTier, cached_tiered
+from stratacache import MemoryTier, cached_many, cached_tiered
 from stratacache.errors import InvalidationError
 from stratacache.tiers import DynamoDBTier, RedisTier
 from stratacache.tiers.base import Tier
@@ -249,3 +249,30 @@ def test_a_fill_that_began_before_invalidate_all_is_not_written_under_the_new_ge
     assert got == ["x@v1"]
     assert price("x") == "x@v2"
     assert world.environment(lock=lock)("x") == "x@v2"
+
+
+def test_invalidate_all_then_a_redis_flush_brings_no_older_value_back_in_a_batch(
+    fleet: Callable[..., Fleet],
+) -> None:
+    world = fleet()
+    origin = world.origin
+
+    def environment() -> Any:
+        tiers: list[Tier] = [
+            MemoryTier(),
+            RedisTier(world.server.url),
+            DynamoDBTier(world.table_name, client=world.dynamodb_client),
+        ]
+
+        @cached_many(ttl=300, tiers=tiers, namespace="durable-many")
+        def prices(skus: list[str]) -> dict[str, str]:
+            return {sku: origin.read(sku) for sku in skus}
+
+        return prices
+
+    prices = environment()
+    assert prices(["x", "y"]) == {"x": "x@v1", "y": "y@v1"}
+    origin.version = 2
+    prices.cache.invalidate_all()
+    world.client.flushall()
+    assert environment()(["x", "y"]) == {"x": "x@v2", "y": "y@v2"}

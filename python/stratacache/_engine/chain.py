@@ -273,8 +273,9 @@ class Chain:
         for guard in self.guards:
             if not missing:
                 break
-            if not guard.allowed(trace):
+            if not guard.allowed(trace) or not self.keepers.checked(guard, trace):
                 continue
+            trace.generation = self.generation.value
             raws = guard.get_many(missing, trace)
             if raws is FAILED:
                 error = guard.last_error

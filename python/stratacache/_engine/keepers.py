@@ -77,6 +77,20 @@ class Keepers:
             return raw
         return guard.get(full_key, trace)
 
+    def checked(self, guard: Guard, trace: Trace) -> bool:
+        """Before a batch read of ``guard``: its counter read when due (one call of its own,
+        as a batch cannot carry it); ``False`` when that failed, so its entries go unread."""
+        generation = self.generation
+        if guard is not self.durable or generation.clock() < self.durable_due:
+            return True
+        shared = guard.read_counter(self.key, trace)
+        if shared is FAILED:
+            return False
+        self.durable_due = generation.clock() + generation.check_every
+        generation.observe(shared)
+        self.lost = False
+        return True
+
     def distrusted(self, guard: Guard) -> bool:
         """Whether an entry ``guard`` served is of a generation this environment cannot tell."""
         return self.lost and guard is self.counter
