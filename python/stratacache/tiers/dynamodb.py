@@ -455,12 +455,13 @@ class DynamoDBTier:
         return floor
 
     def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
-        """The entry and the counter in one ``BatchGetItem``."""
+        """The entry and the counter in one ``BatchGetItem``, strongly consistent (as
+        :meth:`read_counter`: a generation read through DAX's item cache could go back)."""
         wanted = {self.key_prefix + key: key, self.key_prefix + counter: counter}
         request = {
             self.table_name: {
                 "Keys": [self._key(key), self._key(counter)],
-                "ConsistentRead": self.consistent_read,
+                "ConsistentRead": True,
             }
         }
         found: dict[str, Mapping[str, Any]] = {}
