@@ -9,7 +9,7 @@ Valkey and a moto DynamoDB table.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -89,12 +89,20 @@ class Fleet:
                     return
         raise AssertionError("Redis never refused a write")
 
-    def fill_until_evicted(self, key: str, ttl: int | None = None) -> int:
-        """Write other keys until Redis has evicted ``key``; the evictions it counted."""
+    def fill_until_evicted(
+        self, key: str, ttl: int | None = None, keep: Sequence[bytes | str] = ()
+    ) -> int:
+        """Write other keys until Redis has evicted ``key``; the evictions it counted.
+
+        ``keep``: keys read as it goes, so that they stay more recently used than ``key``.
+        """
         for i in range(20_000):
             self.client.set(f"filler:{i}", FILLER, ex=ttl)
-            if i % 20 == 0 and not self.client.exists(key):
-                break
+            if i % 10 == 0:
+                for kept in keep:
+                    self.client.get(kept)
+                if not self.client.exists(key):
+                    break
         assert not self.client.exists(key), f"{key} was never evicted"
         evicted = int(self.client.info("stats")["evicted_keys"])
         assert evicted > 0
@@ -224,9 +232,8 @@ def test_invalidate_all_then_allkeys_lru_evicting_the_generation_brings_no_older
     price.invalidate_all()
     generation_key = price.cache.full_key("").removesuffix("|") + "#gen"
     assert world.client.get(generation_key) is not None
-    for sku in skus:  # the v1 entries stay more recently used than the generation
-        world.client.get(price.cache.full_key(price.cache_key(sku)))
-    world.fill_until_evicted(generation_key)
+    entries = [price.cache.full_key(price.cache_key(sku)) for sku in skus]
+    world.fill_until_evicted(generation_key, keep=entries)  # the v1 entries stay
     left = [sku for sku in skus if world.stored(price, sku) is not None]
     assert left, "every old entry was evicted with the generation: nothing is tested"
     assert [world.environment()(sku) for sku in left] == [f"{sku}@v2" for sku in left]
