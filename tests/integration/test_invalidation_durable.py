@@ -9,6 +9,7 @@ Valkey and a moto DynamoDB table.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -226,14 +227,15 @@ def test_invalidate_all_then_allkeys_lru_evicting_the_generation_brings_no_older
 ) -> None:
     world = fleet("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
     price = world.environment()
-    skus = [f"s{i}" for i in range(5)]
+    skus = [f"s{i}" for i in range(10)]
     assert [price(sku) for sku in skus] == [f"{sku}@v1" for sku in skus]
     world.origin.version = 2
     price.invalidate_all()
     generation_key = price.cache.full_key("").removesuffix("|") + "#gen"
     assert world.client.get(generation_key) is not None
+    time.sleep(2.1)  # older than Redis's LRU clock (1 s resolution) can tell apart ...
     entries = [price.cache.full_key(price.cache_key(sku)) for sku in skus]
-    world.fill_until_evicted(generation_key, keep=entries)  # the v1 entries stay
+    world.fill_until_evicted(generation_key, keep=entries)  # ... from the v1 entries read now
     left = [sku for sku in skus if world.stored(price, sku) is not None]
     assert left, "every old entry was evicted with the generation: nothing is tested"
     assert [world.environment()(sku) for sku in left] == [f"{sku}@v2" for sku in left]
