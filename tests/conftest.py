@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -70,6 +70,24 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
     """A Redis Cluster of three primaries, started once for the session."""
     with RedisClusterServers(3) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Callable[..., RedisServer]]:
+    """Start a Redis-compatible server of this test's own configuration, stopped after it.
+
+    ``own_redis("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")``
+    """
+    started: list[RedisServer] = []
+
+    def start(*args: str) -> RedisServer:
+        server = RedisServer(None, *args)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.close()
 
 
 @pytest.fixture

@@ -627,16 +627,21 @@ class GatedRedis(RedisTier):
         return self.gate.pass_through(super().get(key))
 
     def swap(
-        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None = None,
     ) -> tuple[bool, object | Missing]:
-        return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+        return self.write_gate.pass_through(super().swap(key, blob, keep, expect, counter))
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
         return self.gate.pass_through(super().get_with_counter(key, counter))
 
     def get_with_feed(
         self, key: str, counter: str, feed: str, after: str | None, count: int
-    ) -> tuple[object | Missing, int, FeedEntries]:
+    ) -> tuple[object | Missing, int | None, FeedEntries]:
         return self.gate.pass_through(super().get_with_feed(key, counter, feed, after, count))
 
 
@@ -651,6 +656,9 @@ class GatedDynamoDB(DynamoDBTier):
         self, key: str, blob: bytes, keep: float | None, expect: bytes | None
     ) -> tuple[bool, object | Missing]:
         return self.write_gate.pass_through(super().swap(key, blob, keep, expect))
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        return self.gate.pass_through(super().get_with_counter(key, counter))
 
 
 class FakeSharedTier:
@@ -772,11 +780,11 @@ class FakeSharedTier:
         self.counters[key] = max(self.counters.get(key, 0) + 1, floor)
         return self.counters[key]
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object, int]:
+    def get_with_counter(self, key: str, counter: str) -> tuple[object, int | None]:
         self.calls.append("get_with_counter")
         found = self.get(key)
         self.calls.pop()
-        return found, self.counters.get(counter, 0)
+        return found, self.counters.get(counter)
 
 
 # ---------------------------------------------------------------- DynamoDB requests as sent

@@ -275,9 +275,12 @@ class TieredCache:
     def invalidate(self, key: str, *, strict: bool = False) -> bool:
         """Remove ``key`` from every tier, leaving tombstones that refuse older fills.
 
-        Returns ``True`` when some tier held a live entry. A tier that fails is
-        counted and skipped; with ``strict=True`` the first failure is raised as
-        :class:`InvalidationError` after every tier was tried. Deletes go through
+        Returns ``True`` when some tier held a live entry and no shared tier can
+        serve it any more. A shared tier that refuses the tombstone (out of memory
+        under ``noeviction``, a read-only replica) gets a delete instead; one that
+        takes neither is counted and skipped, and the call returns ``False`` (with
+        ``strict=True`` the first such failure is raised as
+        :class:`InvalidationError` after every tier was tried). Deletes go through
         even while a breaker is open: an invalidation skipped now would leave a
         stale entry to be served once the tier is back.
         """
@@ -294,10 +297,12 @@ class TieredCache:
     def invalidate_all(self) -> None:
         """Make every entry of this namespace unreachable at once, in every environment.
 
-        Bumps the generation in the first shared tier that keeps counters (Redis
-        ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
-        environments follow within ``generation_check`` seconds, on every read
-        path. Without such a tier, or if the bump fails, every entry is deleted.
+        Bumps the generation in every shared tier that keeps counters (DynamoDB
+        ``UpdateItem ADD`` first, then Redis ``INCR``) instead of scanning keys;
+        other environments follow within ``generation_check`` seconds, on every
+        read path, and a Redis that loses its counter gets it back from DynamoDB.
+        A fill already under way writes under the generation before. Without
+        such a tier, or if a bump fails, every entry is deleted.
         """
         invalidate_all(self._engine.chain)
 

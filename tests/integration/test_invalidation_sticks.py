@@ -191,5 +191,6 @@ def test_a_full_miss_with_the_lock_is_three_round_trips_and_two_dynamodb_calls(
     with redis_round_trips() as trips:
         assert price("x") == "x@v1"
     # read (with the generation), the lease, the value's write that replaces the lease
+    # (and writes back the generation Redis did not hold, in the same round trip)
     assert [trip[0] for trip in trips] == ["MGET", "EVAL", "EVAL"]
-    assert calls == ["GetItem", "PutItem"]
+    assert calls == ["BatchGetItem", "PutItem"]  # the entry with the generation DynamoDB keeps

@@ -179,4 +179,4 @@ def test_counters_start_at_zero_never_go_back_and_come_with_a_read(subject: Subj
     tier.swap("k", record("k", "v", b"version1"), 60, ANY)
     found, counter = tier.get_with_counter("k", "gen")
     assert (CODEC.decode("k", found).value, counter) == ("v", 6)
-    assert tier.get_with_counter("absent", "other") == (MISS, 0)
+    assert tier.get_with_counter("absent", "other") == (MISS, None)  # none stored

@@ -34,7 +34,7 @@ IN_DYNAMODB = {f"d{n}": {"n": n} for n in range(5)}
 
 
 @pytest.mark.parametrize("kind", list(WARMUPS))
-def test_a_warmup_costs_one_mget_and_one_batch_get_item(
+def test_a_warmup_costs_one_mget_one_batch_get_item_and_the_generation(
     kind: str, redis_client: Any, dynamodb_client: Any, table_name: str
 ) -> None:
     redis_tier = RedisTier(client=redis_client)
@@ -64,7 +64,8 @@ def test_a_warmup_costs_one_mget_and_one_batch_get_item(
     # The generation, the hot keys in one MGET, and DynamoDB's hits copied into Redis in
     # one script: never a hot key one by one.
     assert sorted(trip[0] for trip in trips) == ["EVAL", "GET", "MGET"]
-    assert dynamodb_ops == Counter({"BatchGetItem": 1})
+    # and DynamoDB's generation, read before its entries (a flushed Redis lost Redis's)
+    assert dynamodb_ops == Counter({"BatchGetItem": 1, "GetItem": 1})
 
     # Every hot key is now in L1: the next reads touch neither server.
     dynamodb_ops.clear()

@@ -11,6 +11,8 @@
 - ``generations``: the namespace generation behind ``invalidate_all()``;
 - ``feed``: the invalidation feed: an environment's place in it, and the checks that
   read it with the generation and make memory forget;
+- ``keepers``: the tiers that keep it (the first with counters, and the slowest),
+  and a counter the faster one lost;
 - ``marks``: invalidation marks that keep memory writes behind invalidations;
 - ``health``: the health probe;
 - ``engine``: :class:`Engine`, what a cache holds, on stored keys.

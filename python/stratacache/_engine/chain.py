@@ -18,6 +18,7 @@ from typing import Any, Final
 from stratacache._engine import feed as feeds
 from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, NOTHING_SEEN, Blobs, Guard, Trace
+from stratacache._engine.keepers import Keepers
 from stratacache._engine.marks import Marks
 from stratacache._engine.singleflight import SingleFlight
 from stratacache.envelope import (
@@ -114,18 +115,25 @@ class Chain:
         self.counts = [guard.counts for guard in self.guards]
         self.remote = any(guard.remote for guard in self.guards)
         self.memory = tuple(guard for guard in self.guards if not guard.remote)
-        self.write_order = tuple(sorted(self.guards, key=lambda guard: not guard.remote))
-        """Shared tiers first: memory is the last to change."""
+        self.write_order = tuple(
+            sorted(self.guards, key=lambda g: (not g.remote, -g.index if g.remote else g.index))
+        )
+        """Shared tiers slowest first, memory last: a write a slower tier refused (its
+        tombstone says the value is too old) goes to no faster tier, so no faster tier
+        is ever newer than a slower one, whatever it evicted."""
         self.measure = any(guard.limit is not None for guard in self.guards)
         self.flights = SingleFlight()
         self.marks = Marks()
-        self.counter = next((g for g in self.guards if g.remote and g.counter is not None), None)
+        self.generation = Generation(
+            generation_check, self.clock, any(g.remote and g.counter for g in self.guards)
+        )
+        self.keepers = Keepers(self.guards, self.generation, layout.generation_key)
+        self.counter = self.keepers.counter
         """The guard of the shared tier that keeps the namespace generation."""
-        self.generation = Generation(generation_check, self.clock, self.counter is not None)
         self.generation.on_change.append(self._forget_generation)
         self.checks = feeds.Checks(
             self.counter, layout, self.generation, self.memory, self.marks, self.flights,
-            forget_all=self._forget_generation,
+            forget_all=self._forget_generation, keepers=self.keepers,
         )  # fmt: skip
         self.feed = self.checks.feed
         """This environment's place in the namespace's invalidation feed, read with the
@@ -143,7 +151,7 @@ class Chain:
 
     def begin(self, force: bool = False) -> Trace:
         """A new trace; ``force`` makes its writes unconditional (explicit writes)."""
-        return Trace(self.monotonic(), self.marks.epoch, force)
+        return Trace(self.monotonic(), self.marks.epoch, force, self.generation.value)
 
     # ------------------------------------------------------------ generations
 
@@ -235,16 +243,22 @@ class Chain:
         for guard in self.guards:
             if not guard.allowed(trace):
                 continue
-            if guard is self.counter and generation.due <= generation.clock():
-                raw = self.checks.get(guard, full_key, trace)
-                if raw is FAILED:
-                    continue
+            if (
+                guard is self.counter
+                and self.feed is not None
+                and generation.due <= generation.clock()
+            ):
+                raw = self.checks.get(guard, full_key, trace)  # the generation and the feed
             else:
-                raw = guard.get(full_key, trace)
-                if raw is FAILED:
-                    continue
+                raw = self.keepers.get(guard, full_key, trace)
+            trace.generation = self.generation.value
+            if raw is FAILED:
+                continue
             record = self.accept(guard, full_key, raw, now, trace)
             if record is None:
+                continue
+            if self.keepers.distrusted(guard):
+                guard.counts.misses += 1  # of a generation this environment cannot tell yet
                 continue
             if not guard.remote and self.generation_moved(trace, full_key):
                 guard.counts.misses += 1  # a copy from before another environment's bump
@@ -262,14 +276,16 @@ class Chain:
     def read_many(self, full_keys: Sequence[str], trace: Trace) -> dict[str, Record]:
         """The entries some tier has, one batch call per tier, promoted like :meth:`read`."""
         self.generation_moved(trace)
+        trace.generation = self.generation.value
         found: dict[str, Record] = {}
         now = self.clock()
         missing = list(dict.fromkeys(full_keys))
         for guard in self.guards:
             if not missing:
                 break
-            if not guard.allowed(trace):
+            if not guard.allowed(trace) or not self.keepers.checked(guard, trace):
                 continue
+            trace.generation = self.generation.value
             raws = guard.get_many(missing, trace)
             if raws is FAILED:
                 error = guard.last_error
@@ -375,7 +391,8 @@ class Chain:
                 )
                 self._to_memory(guard, trace, {full_key: value}, lifetime)
             if blobs:
-                guard.put_many(blobs, trace)
+                carried = self.keepers.restoring(guard)
+                self.keepers.restored(carried, guard.put_many(blobs, trace, carried))
 
     def _to_memory(
         self, guard: Guard, trace: Trace, values: Mapping[str, object], lifetime: float | None
@@ -427,12 +444,11 @@ class Chain:
     ) -> bool:
         """Write a computed ``value`` to every tier; ``True`` when ``lease`` is still to give up.
 
-        Each shared tier takes it only if it still holds the record this trace saw
-        there (or, in the ``lease`` guard's tier, this trace's lease, which the value
-        replaces); memory only if the key was not invalidated since the trace
-        began. ``delta`` is how long computing took. A value that cannot be
-        serialized stays out of the shared tiers, with one warning.
-        """
+        Each shared tier (slowest first) takes it only if it still holds the record
+        this trace saw there (or, in the ``lease`` guard's tier, this trace's lease,
+        which the value replaces); memory only if the key was not invalidated since
+        the trace began; a refusal stops the write. ``delta``: how long computing
+        took. A value the serializer cannot hold stays out of the shared tiers."""
         freshness = self.freshness
         soft, hard = freshness.lifetimes(self.default_ttl if ttl is INHERIT else ttl)
         now = self.clock()
@@ -452,7 +468,7 @@ class Chain:
                 shared = False
                 self.warn_unshareable(full_key, exc)
         version = new_version()
-        generation = self.generation.value
+        generation = trace.generation
         held = lease[0] if lease is not None else None
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else hard
@@ -471,13 +487,14 @@ class Chain:
                     full_key, payload, version=version, generation=generation,
                     expires_at=expires_at, keep_until=None, stale_at=stale_at, delta=delta,
                 )  # fmt: skip
-                expect = lease[1] if lease is not None and guard is held else None
-                if expect is None:
-                    expect = self.expect(guard, full_key, trace)
+                mine = lease[1] if lease is not None and guard is held else None
+                expect = mine if mine is not None else self.expect(guard, full_key, trace)
                 keep = self.keep(guard, full_key, trace, expires_at, now)
-                done = guard.put(full_key, blob, keep, expect, trace)
+                done = self.keepers.put(guard, full_key, blob, keep, expect, trace)
                 if guard is held and done is not FAILED:
                     held = None  # replaced by the value, or already gone
+                if done is False:  # too old for this tier: too old for every faster one
+                    break
             else:
                 stored = value if stale_at is None else Fresh(value, stale_at, delta)
                 self._to_memory(guard, trace, {full_key: stored}, lifetime)
@@ -503,7 +520,7 @@ class Chain:
                     local.add(full_key)
                     if self.remote:
                         self.warn_unshareable(full_key, exc)
-        generation = self.generation.value
+        generation = trace.generation
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else lifetime_default
             if not values or not guard.allowed(trace, write=True):
@@ -532,7 +549,13 @@ class Chain:
                 )
                 for key in fits
             }  # fmt: skip
-            guard.put_many(blobs, trace)
+            carried = self.keepers.restoring(guard)
+            done = guard.put_many(blobs, trace, carried)
+            self.keepers.restored(carried, done)
+            if isinstance(done, list):  # keys this tier refused go to no faster tier
+                for key, written in zip(blobs, done, strict=True):
+                    if not written:
+                        del values[key]
 
     def warn_unshareable(self, full_key: str, exc: SerializationError) -> None:
         """One warning per cache (a decorated function's) that values stay out of shared tiers."""

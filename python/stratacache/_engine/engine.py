@@ -82,10 +82,14 @@ class Engine:
         self.chain.write(full_key, value, self.chain.begin(force=True), ttl=ttl)
 
     def invalidate(self, full_key: str, *, strict: bool = False) -> bool:
-        """Tombstones in every tier; ``True`` when some tier held a live entry."""
+        """Tombstones in every tier; ``True`` when some tier held a live entry and no shared
+        tier can serve it any more (``False`` when one took neither the tombstone nor a
+        delete; ``strict`` raises then)."""
         removed, failure = forget(self.chain, [full_key])
-        if strict and failure is not None:
-            raise InvalidationError(f"could not delete {full_key} from every tier") from failure
+        if failure is not None:
+            if strict:
+                raise InvalidationError(f"could not delete {full_key} from every tier") from failure
+            return False
         return removed
 
     def invalidate_many(self, full_keys: Sequence[str]) -> None:

@@ -21,6 +21,7 @@ from typing import Final
 
 from stratacache._engine.generations import Generation
 from stratacache._engine.guard import FAILED, Guard, Trace
+from stratacache._engine.keepers import Keepers
 from stratacache._engine.marks import Marks
 from stratacache._engine.singleflight import SingleFlight
 from stratacache.keys import KeyLayout
@@ -112,8 +113,11 @@ class Checks:
         marks: Marks,
         flights: SingleFlight,
         forget_all: Callable[[], None],
+        keepers: Keepers | None = None,
     ) -> None:
         self.counter = counter
+        self.keepers = keepers
+        """Where a counter the tier lost is noted (``None``: a missing counter reads as 0)."""
         self.generation_key = layout.generation_key
         self.generation = generation
         self.memory = memory
@@ -140,7 +144,9 @@ class Checks:
         if got is FAILED:
             return False
         shared, entries = got
-        moved = self.generation.observe(shared)
+        before = self.generation.value
+        self._counter(shared)
+        moved = self.generation.value != before
         return self.follow(feed, after, entries, full_key) or moved
 
     def get(self, guard: Guard, full_key: str, trace: Trace) -> object:
@@ -159,9 +165,15 @@ class Checks:
         if got is FAILED:
             return FAILED
         raw, shared, entries = got
-        self.generation.observe(shared)
+        self._counter(shared)
         self.follow(feed, after, entries)
         return raw
+
+    def _counter(self, shared: int | None) -> None:
+        if self.keepers is not None:
+            self.keepers.counter_read(shared)
+        else:
+            self.generation.observe(shared or 0)
 
     def follow(
         self, feed: Feed, after: str | None, entries: FeedEntries, full_key: str | None = None

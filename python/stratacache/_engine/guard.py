@@ -74,15 +74,18 @@ class Trace:
     record the trace saw there: the version its writes expect (``None``: nothing
     there), until when that record was to be kept (a write replacing it keeps it
     at least that long), and until when another caller's lease seen there runs.
-    ``force`` makes its writes unconditional (explicit writes).
+    ``force`` makes its writes unconditional (explicit writes). ``generation``:
+    the namespace generation when it last read a tier, which its writes record
+    (a value computed before an ``invalidate_all()`` is of the generation before).
     """
 
-    __slots__ = ("began", "epoch", "force", "seen", "sick")
+    __slots__ = ("began", "epoch", "force", "generation", "seen", "sick")
 
-    def __init__(self, began: float, epoch: int, force: bool = False) -> None:
+    def __init__(self, began: float, epoch: int, force: bool = False, generation: int = 0) -> None:
         self.began = began
         self.epoch = epoch
         self.force = force
+        self.generation = generation
         self.seen: dict[tuple[int, str], tuple[bytes | None, float | None, float]] = {}
         self.sick: frozenset[int] = _HEALTHY  # replaced, not changed: most traces never need one
 
@@ -242,14 +245,26 @@ class Guard:
         return self._call("delete_if", trace, self.versioned.delete_if, key, expect)
 
     def put(
-        self, key: str, blob: bytes, keep: float | None, expect: bytes | None, trace: Trace | None
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        trace: Trace | None,
+        counter: tuple[str, int] | None = None,
     ) -> Any:
-        """A record's write: conditional where the tier is versioned, plain elsewhere."""
-        return self._call("set", trace, self._put, key, blob, keep, expect)
+        """A record's write: conditional where the tier is versioned, plain elsewhere.
 
-    def put_many(self, blobs: Blobs, trace: Trace | None) -> Any:
+        ``counter``: ``(key, floor)`` of a counter the tier lost, written back in the
+        same round trip (a tier with ``raise_counter``).
+        """
+        return self._call("set", trace, self._put, key, blob, keep, expect, counter)
+
+    def put_many(
+        self, blobs: Blobs, trace: Trace | None, counter: tuple[str, int] | None = None
+    ) -> Any:
         """:meth:`put` of several records, one batch call."""
-        return self._call("set_many", trace, self._put_many, blobs)
+        return self._call("set_many", trace, self._put_many, blobs, counter)
 
     def read_counter(self, key: str, trace: Trace | None) -> Any:
         assert self.counter is not None
@@ -285,16 +300,29 @@ class Guard:
         """Open the tier's connections now (``connect``); ``False`` when that failed."""
         return self._call("warm", None, connect) is not FAILED
 
-    def _put(self, key: str, blob: bytes, keep: float | None, expect: bytes | None) -> bool:
+    def _put(
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None,
+    ) -> bool:
         if self.versioned is None:
             self.tier.set(key, blob, keep)
             return True
+        if counter is not None:
+            done, _ = self.tier.swap(key, blob, keep, expect, counter=counter)  # type: ignore[attr-defined]
+            return bool(done)
         done, _ = self.versioned.swap(key, blob, keep, expect)
         return done
 
-    def _put_many(self, blobs: Blobs) -> None:
+    def _put_many(self, blobs: Blobs, counter: tuple[str, int] | None) -> list[bool] | None:
+        """Which records were written (a versioned tier's answer), else ``None``."""
+        if counter is not None:
+            return self.tier.swap_many(blobs, counter=counter)  # type: ignore[attr-defined, no-any-return]
         if self.versioned is not None:
-            self.versioned.swap_many(blobs)
-            return
+            return self.versioned.swap_many(blobs)
         for key, (blob, _, keep) in blobs.items():
             self.tier.set(key, blob, keep)
+        return None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from stratacache._engine.chain import Chain
 from stratacache._engine.feed import EVERYTHING
-from stratacache._engine.guard import FAILED, Trace
+from stratacache._engine.guard import FAILED, NOTHING_SEEN, Guard, Trace
 from stratacache.envelope import VALUE, new_version
 from stratacache.errors import SerializationError
 from stratacache.tiers.base import ANY
@@ -28,8 +28,11 @@ def forget(
     slower tier's old value over the tombstone it saw. Memory goes last: a
     trace that read a shared tier before the tombstones landed began before
     the mark, so it can no longer write what it read. ``seen`` records the
-    tombstones as what that trace observed. Returns whether some tier held a
-    live entry, and the first failure.
+    tombstones as what that trace observed. A tier that refuses the tombstone
+    (out of memory under ``noeviction``, a read-only replica) gets a delete
+    instead, which such a server still takes. Returns whether some tier held a
+    live entry, and the first failure of a shared tier that may still serve
+    the old value (it took neither the tombstone nor the delete).
     """
     now = chain.clock()
     removed = False
@@ -59,11 +62,15 @@ def forget(
                     removed = _was_live(chain, key, got[1], now) or removed
             else:
                 got = guard.swap_many(blobs)
-        elif len(full_keys) == 1:
-            got = guard.delete(full_keys[0])
-            removed = (got is not FAILED and bool(got)) or removed
+            if got is FAILED:  # refused (OOM, a read-only replica): take the old value out
+                got = _delete(guard, full_keys)
+                removed = (got is not FAILED and bool(got)) or removed
+                if got is not FAILED and seen is not None:
+                    for key in full_keys:
+                        seen.seen[(guard.index, key)] = NOTHING_SEEN
         else:
-            got = guard.delete_many(full_keys)
+            got = _delete(guard, full_keys)
+            removed = (got is not FAILED and bool(got)) or removed
         if got is FAILED:
             failure = failure or guard.last_error
     for key in full_keys:
@@ -92,6 +99,13 @@ def publish(chain: Chain, full_keys: Sequence[str]) -> Exception | None:
     return None
 
 
+def _delete(guard: Guard, full_keys: Sequence[str]) -> object:
+    """Delete the keys (allowed under OOM): how many were there, or ``FAILED``."""
+    if len(full_keys) == 1:
+        return guard.delete(full_keys[0])
+    return guard.delete_many(full_keys)
+
+
 def _was_live(chain: Chain, full_key: str, raw: object, now: float) -> bool:
     if not isinstance(raw, bytes):
         return False
@@ -115,16 +129,24 @@ def clear(chain: Chain) -> None:
 def invalidate_all(chain: Chain) -> None:
     """Make every entry of the namespace unreachable at once, in every environment.
 
-    Bumps the generation in the first shared tier that keeps counters (Redis
-    ``INCR``, DynamoDB ``UpdateItem ADD``) instead of scanning keys; other
-    environments follow within their generation check. Without such a tier,
-    or if the bump fails, every entry is deleted instead.
+    Bumps the generation in the shared tiers that keep counters (Redis
+    ``INCR``, DynamoDB ``UpdateItem ADD``), the slowest first, instead of
+    scanning keys; other environments follow within their generation check,
+    and the slowest tier keeps it when a faster one loses its counter. Without
+    such a tier, or if a bump fails, every entry is deleted instead.
     """
     guard = chain.counter
     if guard is not None:
-        bumped = guard.bump_counter(chain.layout.generation_key, chain.generation.value + 1)
-        if bumped is not FAILED:
-            chain.generation.observe(int(bumped))
+        generation = chain.generation.value + 1
+        for keeper in (chain.keepers.durable, guard):  # the slowest first, as tombstones go
+            if keeper is None:
+                continue
+            bumped = keeper.bump_counter(chain.layout.generation_key, generation)
+            if bumped is FAILED:
+                break
+            generation = max(generation, int(bumped))
+        else:
+            chain.generation.observe(generation)
             publish(chain, [EVERYTHING])  # for readers whose generation was lost with a flush
             return
     if guard is not None or chain.remote:

@@ -187,8 +187,13 @@ class CounterTier(Tier, Protocol):
         """Add one atomically, to at least ``floor``; return the new value."""
         ...
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip."""
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        """:meth:`get` of ``key`` and :meth:`read_counter` of ``counter`` in one round trip.
+
+        The counter is ``None`` when the tier holds none (never bumped, or lost to
+        a flush or an eviction): a faster tier's answer is then checked against a
+        slower one's.
+        """
         ...
 
 
@@ -217,13 +222,14 @@ class FeedTier(CounterTier, Protocol):
 
     def read_with_feed(
         self, counter: str, feed: str, after: str | None, count: int
-    ) -> tuple[int, FeedEntries]:
-        """:meth:`read_counter` and at most ``count`` entries of ``feed``, in one round trip."""
+    ) -> tuple[int | None, FeedEntries]:
+        """:meth:`read_counter` (``None`` when missing) and at most ``count`` entries of
+        ``feed``, in one round trip."""
         ...
 
     def get_with_feed(
         self, key: str, counter: str, feed: str, after: str | None, count: int
-    ) -> tuple[object | Missing, int, FeedEntries]:
+    ) -> tuple[object | Missing, int | None, FeedEntries]:
         """:meth:`get_with_counter` and :meth:`read_with_feed`'s entries, in one round trip."""
         ...
 

@@ -543,13 +543,14 @@ class DynamoDBTier:
             return self.read_counter(key)
         return floor
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """The entry and the counter in one ``BatchGetItem``."""
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        """The entry and the counter in one ``BatchGetItem``, strongly consistent (as
+        :meth:`read_counter`: a generation read through DAX's item cache could go back)."""
         wanted = {self.key_prefix + key: key, self.key_prefix + counter: counter}
         request = {
             self.table_name: {
                 "Keys": [self._key(key), self._key(counter)],
-                "ConsistentRead": self.consistent_read,
+                "ConsistentRead": True,
             }
         }
         found: dict[str, Mapping[str, Any]] = {}
@@ -560,7 +561,8 @@ class DynamoDBTier:
 
         if self._batch(self.client.batch_get_item, request, "UnprocessedKeys", collect):
             raise PartialReadError("DynamoDB left the entry or its generation unread", [MISS], 1)
-        return self._raw(found.get(key)), _counter(found.get(counter))
+        item = found.get(counter)
+        return self._raw(found.get(key)), None if item is None else _counter(item)
 
     # ------------------------------------------------------------ conditional writes
 

@@ -123,6 +123,19 @@ return value
 """
 
 
+# The counter at least a floor, created if missing, never bumped: a counter lost to a flush
+# or an eviction written back from the slower tier that kept it.
+_RAISE_SCRIPT = """
+local value = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1
+local floor = tonumber(ARGV[1])
+if value < floor then
+  redis.call('SET', KEYS[1], floor)
+  value = floor
+end
+return value
+"""
+
+
 def _expect_arg(expect: bytes | None) -> bytes:
     return b"" if expect is None else expect
 
@@ -424,8 +437,8 @@ class RedisTier:
         """Add one to the counter atomically, to at least ``floor``; return the new value."""
         return int(self.client.eval(_BUMP_SCRIPT, 1, self.key_prefix + key, floor))
 
-    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int]:
-        """``GET key`` and the counter in one round trip (``MGET``; one per node in a cluster)."""
+    def get_with_counter(self, key: str, counter: str) -> tuple[object | Missing, int | None]:
+        """``GET key`` and the counter in one round trip (``MGET``; a pipeline in a cluster)."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         try:
             if self.cluster:  # one round trip per node: one, or two when they live apart
@@ -436,7 +449,7 @@ class RedisTier:
             if _wrong_type(exc):
                 return Foreign("a Redis value of another type"), self.read_counter(counter)
             raise
-        return (MISS if value is None else value), _counter(count)
+        return (MISS if value is None else value), None if count is None else _counter(count)
 
     # ------------------------------------------------------------ the invalidation feed
     # Capability ``feed``: a stream per namespace, trimmed to about FEED_KEEP entries
@@ -451,19 +464,21 @@ class RedisTier:
 
     def read_with_feed(
         self, counter: str, feed: str, after: str | None, count: int
-    ) -> tuple[int, FeedEntries]:
-        """The counter and the feed's entries from ``after``, pipelined: one round trip."""
+    ) -> tuple[int | None, FeedEntries]:
+        """The counter (``None`` when missing) and the feed's entries from ``after``, pipelined:
+        one round trip."""
         pipe = self.client.pipeline(transaction=False)
         pipe.get(self.key_prefix + counter)
         _read_feed(pipe, self.key_prefix + feed, after, count)
         raw, entries = pipe.execute(raise_on_error=False)
         if isinstance(raw, Exception) and not _wrong_type(raw):
             raise raw
-        return _counter(None if isinstance(raw, Exception) else raw), _entries(entries)
+        shared = None if isinstance(raw, Exception) or raw is None else _counter(raw)
+        return shared, _entries(entries)
 
     def get_with_feed(
         self, key: str, counter: str, feed: str, after: str | None, count: int
-    ) -> tuple[object | Missing, int, FeedEntries]:
+    ) -> tuple[object | Missing, int | None, FeedEntries]:
         """:meth:`get_with_counter` with the feed's entries from ``after``: one round trip."""
         names = (self.key_prefix + key, self.key_prefix + counter)
         pipe = self.client.pipeline(transaction=False)
@@ -484,32 +499,44 @@ class RedisTier:
         else:
             value, count_raw = answers[0]
         entries = _entries(answers[-1])
+        shared = None if count_raw is None else _counter(count_raw)
         if isinstance(value, Exception):
-            return Foreign("a Redis value of another type"), _counter(count_raw), entries
-        return (MISS if value is None else value), _counter(count_raw), entries
+            return Foreign("a Redis value of another type"), shared, entries
+        return (MISS if value is None else value), shared, entries
 
     # ------------------------------------------------------------ conditional writes
 
     def swap(
-        self, key: str, blob: bytes, keep: float | None, expect: bytes | None
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None = None,
     ) -> tuple[bool, object | Missing]:
         """Write ``blob`` if the record's version is still ``expect`` (one script, one trip).
 
         Returns whether it was written, and the record it replaced or found there.
+        ``counter``: ``(key, floor)`` of a counter to write back in the same round
+        trip (:meth:`raise_counter`).
         """
-        done, current = self.client.eval(
-            _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect), _keep_ms(keep)
-        )
+        args = (_SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect), _keep_ms(keep))
+        done, current = self._with_counter(args, counter)
         if current == b"!":
             return bool(done), Foreign("a Redis value of another type")
         return bool(done), MISS if current is None else current
 
     def swap_many(
-        self, items: Mapping[str, tuple[bytes, bytes | None, float | None]]
+        self,
+        items: Mapping[str, tuple[bytes, bytes | None, float | None]],
+        counter: tuple[str, int] | None = None,
     ) -> list[bool]:
         """:meth:`swap` for several keys: one script, one round trip (in a cluster, whose
-        scripts keep to one hash slot, a script per key in one pipeline per node)."""
+        scripts keep to one hash slot, a script per key in one pipeline per node).
+        ``counter``: a lost generation counter to carry back in the same round trip."""
         if self.cluster:  # a script per key, one pipeline per node
+            if counter is not None:  # rare: the counter was lost; its own round trip
+                self.raise_counter(*counter)
             answers = self._cluster_run(
                 [
                     ("EVAL", _SWAP_SCRIPT, 1, self.key_prefix + key, blob, _expect_arg(expect),
@@ -522,8 +549,24 @@ class RedisTier:
         argv: list[object] = []
         for blob, expect, keep in items.values():
             argv += [blob, _expect_arg(expect), _keep_ms(keep)]
-        answers = self.client.eval(_SWAP_MANY_SCRIPT, len(names), *names, *argv)
+        answers = self._with_counter((_SWAP_MANY_SCRIPT, len(names), *names, *argv), counter)
         return [bool(done) for done in answers]
+
+    def raise_counter(self, key: str, floor: int) -> int:
+        """Set the counter to at least ``floor``, creating it, without adding one."""
+        return int(self.client.eval(_RAISE_SCRIPT, 1, self.key_prefix + key, floor))
+
+    def _with_counter(self, args: tuple[Any, ...], counter: tuple[str, int] | None) -> Any:
+        """``EVAL *args``, and :meth:`raise_counter` of ``counter`` in the same round trip."""
+        if counter is None:
+            return self.client.eval(*args)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(*args)
+        pipe.eval(_RAISE_SCRIPT, 1, self.key_prefix + counter[0], counter[1])
+        answer, _ = pipe.execute(raise_on_error=False)  # a counter not written back is
+        if isinstance(answer, Exception):  # found missing again by the next environment
+            raise answer
+        return answer
 
     def delete_if(self, key: str, expect: bytes) -> bool:
         """Remove the record if its version is still ``expect``."""
