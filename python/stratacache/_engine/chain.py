@@ -67,6 +67,16 @@ def expiry_at(now: float, lifetime: float | None) -> float | None:
     return None if lifetime is None else now + lifetime
 
 
+def note(trace: Trace, at: tuple[int, str], record: Record, now: float) -> None:
+    """Remember what a trace saw: what its writes expect, and whose lease it must respect."""
+    lease = record.expires_at if record.kind is LEASE else None
+    trace.seen[at] = (
+        record.version,
+        record.keep_until,
+        lease if lease is not None and lease > now else 0.0,
+    )
+
+
 class Chain:
     """The tiers of one cache, fastest first, and the records moving through them.
 
@@ -124,20 +134,7 @@ class Chain:
         self.measure = any(guard.limit is not None for guard in self.guards)
         self.flights = SingleFlight()
         self.marks = Marks()
-        self.generation = Generation(
-            generation_check, self.clock, any(g.remote and g.counter for g in self.guards)
-        )
-        self.keepers = Keepers(self.guards, self.generation, layout.generation_key)
-        self.counter = self.keepers.counter
-        """The guard of the shared tier that keeps the namespace generation."""
-        self.generation.on_change.append(self._forget_generation)
-        self.checks = feeds.Checks(
-            self.counter, layout, self.generation, self.memory, self.marks, self.flights,
-            forget_all=self._forget_generation, keepers=self.keepers,
-        )  # fmt: skip
-        self.feed = self.checks.feed
-        """This environment's place in the namespace's invalidation feed, read with the
-        generation (``None``: the counter's tier keeps no feed)."""
+        self._follow_generation(generation_check)
         first = self.tiers[0] if self.tiers else None
         self.l1: MemoryTier | None = (
             first if isinstance(first, MemoryTier) and not freshness.enabled else None
@@ -148,6 +145,23 @@ class Chain:
         self.stale_served = 0
         self.warned = False
         """Whether a value the serializer cannot hold was logged (once per cache)."""
+
+    def _follow_generation(self, check_every: float) -> None:
+        """The namespace generation, where it is kept, and the feed read with it."""
+        self.generation = Generation(
+            check_every, self.clock, any(g.remote and g.counter for g in self.guards)
+        )
+        self.keepers = Keepers(self.guards, self.generation, self.layout.generation_key)
+        self.counter = self.keepers.counter
+        """The guard of the shared tier that keeps the namespace generation."""
+        self.generation.on_change.append(self._forget_generation)
+        self.checks = feeds.Checks(
+            self.counter, self.layout, self.generation, self.memory, self.marks, self.flights,
+            forget_all=self._forget_generation, keepers=self.keepers,
+        )  # fmt: skip
+        self.feed = self.checks.feed
+        """This environment's place in the namespace's invalidation feed, read with the
+        generation (``None``: the counter's tier keeps no feed)."""
 
     def begin(self, force: bool = False) -> Trace:
         """A new trace; ``force`` makes its writes unconditional (explicit writes)."""
@@ -164,8 +178,8 @@ class Chain:
     def generation_moved(self, trace: Trace | None = None, full_key: str | None = None) -> bool:
         """Whether a check of the shared generation is due and finds memory's copy of
         ``full_key`` stale (:meth:`check_generation`; memory no longer holds it)."""
-        generation = self.generation
-        return generation.due <= generation.clock() and self.check_generation(trace, full_key)
+        due = self.generation.due <= self.generation.clock()
+        return due and self.check_generation(trace, full_key)
 
     def _forget_generation(self) -> None:
         """A newer generation: nothing this environment holds or is computing is current."""
@@ -221,15 +235,7 @@ class Chain:
             self.generation.observe(record.generation)  # proof of a bump elsewhere
         return record
 
-    @staticmethod
-    def note(trace: Trace, at: tuple[int, str], record: Record, now: float) -> None:
-        """Remember what a trace saw: what its writes expect, and whose lease it must respect."""
-        lease = record.expires_at if record.kind is LEASE else None
-        trace.seen[at] = (
-            record.version,
-            record.keep_until,
-            lease if lease is not None and lease > now else 0.0,
-        )
+    note = staticmethod(note)
 
     def read(self, full_key: str, trace: Trace) -> Record | None:
         """The entry of ``full_key`` from the fastest tier holding it, promoted into faster ones.
@@ -239,18 +245,10 @@ class Chain:
         this one within the check's period on every read path.
         """
         now = self.clock()
-        generation = self.generation
         for guard in self.guards:
             if not guard.allowed(trace):
                 continue
-            if (
-                guard is self.counter
-                and self.feed is not None
-                and generation.due <= generation.clock()
-            ):
-                raw = self.checks.get(guard, full_key, trace)  # the generation and the feed
-            else:
-                raw = self.keepers.get(guard, full_key, trace)
+            raw = self.checks.read(guard, full_key, trace)
             trace.generation = self.generation.value
             if raw is FAILED:
                 continue

@@ -169,6 +169,16 @@ class Checks:
         self.follow(feed, after, entries)
         return raw
 
+    def read(self, guard: Guard, full_key: str, trace: Trace) -> object:
+        """A tier's answer for ``full_key``, with the generation and the feed when their
+        check is due on this tier (:meth:`get`), else as the keepers read it."""
+        generation = self.generation
+        if guard is self.counter and self.feed is not None and generation.due <= generation.clock():
+            return self.get(guard, full_key, trace)
+        if self.keepers is not None:
+            return self.keepers.get(guard, full_key, trace)
+        return guard.get(full_key, trace)
+
     def _counter(self, shared: int | None) -> None:
         if self.keepers is not None:
             self.keepers.counter_read(shared)
