@@ -94,7 +94,10 @@ def publish(chain: Chain, full_keys: Sequence[str]) -> Exception | None:
         return None
     entry_id = guard.publish(chain.feed.key, full_keys)
     if entry_id is FAILED:
-        return guard.last_error
+        # A full Redis refuses XADD but takes DEL: a feed that is gone makes every
+        # reader drop its whole memory for the namespace, which costs misses, not staleness.
+        error = guard.last_error
+        return None if guard.delete(chain.feed.key) is not FAILED else error
     chain.feed.published(entry_id)
     return None
 
