@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from stratacache.config import (
 )
 from stratacache.errors import ConfigurationError
 from stratacache.tiers.base import ANY, MISS, Capabilities, Foreign, Missing
+from stratacache.tiers.collector import quiet_build
 from stratacache.urls import parse_redis_url
 
 _CAPABILITIES = Capabilities(versioned=True, counter=True)
@@ -256,7 +258,8 @@ class RedisTier:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._connect()
+                    with quiet_build():  # imports and model loading: no collections
+                        self._client = self._connect()
                 client = self._client
         return client
 
@@ -286,6 +289,7 @@ class RedisTier:
                 options["ssl"] = True
             return _cluster_class()(retry=retry, **options)
         options.setdefault("health_check_interval", 30)
+        options.setdefault("redis_connect_func", _fresh_connection)
         connection_class = {
             "redis": redis.Connection,
             "rediss": redis.SSLConnection,
@@ -447,6 +451,19 @@ def _counter(raw: object) -> int:
 
 def _wrong_type(exc: Exception) -> bool:
     return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
+
+
+def _fresh_connection(connection: Any) -> None:
+    """Set up a new connection without the health check's ``PING`` first.
+
+    The health check (``health_check_interval``, 30 s) pings a connection idle
+    that long before using it, so one the server closed while the environment
+    was frozen is replaced, not failed. A connection just opened has not been
+    idle: its check is due one interval from now, which saves a round trip on
+    every cold start.
+    """
+    connection.next_health_check = time.monotonic() + connection.health_check_interval
+    connection.on_connect()
 
 
 def _cluster_class() -> Any:
