@@ -6,7 +6,10 @@ lookup: no digest, no lock. Only arguments of exactly ``str``, ``int``,
 ``bool``, ``bytes`` or ``None`` are remembered, and a remembered key is used
 only for arguments of exactly the same types: ``f(1)``, ``f(1.0)``,
 ``f(True)`` and ``f("1")`` are four calls here as in the key digest, whatever
-was called before. Everything else (the miss path, freshness, the lease) is
+was called before. The memo is bounded by what it pins, whatever the arguments'
+size: at most 4,096 calls and 256 KiB of arguments and keys per function (each
+value counted at least 64 bytes); a call over that is not remembered, and a
+memo that would pass it starts over. Everything else (the miss path, freshness, the lease) is
 :mod:`stratacache._engine.compute`'s algorithm. The L1 hit path is built once
 (:func:`_fast_path`) for ``def`` and ``async def`` functions alike.
 """
@@ -33,6 +36,12 @@ _KWARGS: Final = object()
 _MEMO_TYPES: Final = frozenset({str, int, bool, bytes, type(None)})
 """Types whose equal values always have equal keys: only these are remembered."""
 _MEMO_MAX: Final = 4096
+_MEMO_BYTES: Final = 256 * 1024
+"""What the memo may pin per function: arguments' bytes, each value counted at least 64.
+
+A call whose arguments alone exceed it is not remembered (its key is digested again
+each time); when an entry would pass it, the memo starts over."""
+_VALUE_BYTES: Final = 64
 
 
 class CachedFunction(Protocol, Generic[P, R]):
@@ -83,7 +92,7 @@ class CachedFunction(Protocol, Generic[P, R]):
 class _Keys:
     """A function's call -> stored key, remembered for repeated calls of simple arguments."""
 
-    __slots__ = ("cache", "make", "memo")
+    __slots__ = ("cache", "make", "memo", "pinned")
 
     def __init__(self, cache: TieredCache, make: KeyMaker) -> None:
         self.cache = cache
@@ -91,6 +100,7 @@ class _Keys:
         # args (or args + kwargs) -> (stored key, the type of the one value, or None and
         # the types of all values): a remembered key serves only values of those types
         self.memo: dict[Hashable, tuple[str, type | None, tuple[type, ...] | None]] = {}
+        self.pinned = 0  # the bytes the memo's keys hold, as _MEMO_BYTES counts them
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         memo_key: Hashable = (*args, _KWARGS, *kwargs.items()) if kwargs else args
@@ -104,8 +114,16 @@ class _Keys:
         full = self.cache.full_key(self.make(args, kwargs))
         types = tuple(type(value) for value in values)
         if all(kind in _MEMO_TYPES for kind in types):
-            if len(self.memo) >= _MEMO_MAX:
+            size = len(full) + sum(
+                len(value) + _VALUE_BYTES if kind is str or kind is bytes else _VALUE_BYTES
+                for value, kind in zip(values, types, strict=True)
+            )
+            if size > _MEMO_BYTES:
+                return full
+            if len(self.memo) >= _MEMO_MAX or self.pinned + size > _MEMO_BYTES:
                 self.memo.clear()
+                self.pinned = 0
+            self.pinned += size
             if len(types) == 1 and not kwargs:
                 self.memo[memo_key] = (full, types[0], None)
             else:

@@ -331,6 +331,40 @@ class KeyLayout:
             full = self.prefix + _SHORT + digest(key)
         return full
 
+    def keys_under(self, head: str) -> KeysUnder:
+        """:meth:`key` of ``head + tail`` for many tails, ``head`` encoded once.
+
+        Example:
+            >>> layout = KeyLayout("t")
+            >>> layout.keys_under("f:a|")("i1") == layout.key("f:a|i1")
+            True
+        """
+        return KeysUnder(self, head)
+
+
+class KeysUnder:
+    """The stored keys of one head and many tails (a batch's ids): the head encoded once.
+
+    Encoding works character by character, so the encoded head and the encoded tail
+    are the encoded whole: ``under(tail) == layout.key(head + tail)``, always.
+    """
+
+    __slots__ = ("head", "layout", "room", "start")
+
+    def __init__(self, layout: KeyLayout, head: str) -> None:
+        self.layout = layout
+        self.head = head
+        self.start = layout.prefix + encode_segment(head)
+        """The stored keys' common beginning."""
+        self.room = MAX_KEY_LENGTH - len(self.start)
+        """The longest tail of only safe characters that ``start + tail`` may end with."""
+
+    def __call__(self, tail: str) -> str:
+        if len(tail) <= self.room and _ALL_SAFE.fullmatch(tail):
+            return self.start + tail
+        full = self.start + encode_segment(tail)
+        return full if len(full) <= MAX_KEY_LENGTH else self.layout.key(self.head + tail)
+
 
 def lock_key(full_key: str) -> str:
     """Where the refresh lease of an entry lives (never a possible entry key)."""

@@ -43,12 +43,14 @@ def test_the_bench_runs_every_row_in_quick_mode() -> None:
         *("L1 hit", "L2 hit", "L3 hit", "Batch:", "Herd:", "Fleet:", "import stratacache"),
         "import boto3",
         *("Round trips per operation", "full miss, lock on", "L2 hit, new environment"),
-        *("Cold start under awslambdaric", "empty handler", "hand-written", "stratacache adds"),
+        *("Cold start under awslambdaric", "empty handler", "hand-written", "paired ratio"),
+        *("minimal @cached_tiered handler", "Warm batch:", "from stratacache import cached_tiered"),
     )
     for row in rows:
         assert row in out
-    assert out.count("target:") == 4
-    bare = next(line for line in out.splitlines() if "stratacache  bare" in line)
+    # L1, L2, L3, the warm batch, two cold starts, the import
+    assert out.count("target:") == 7
+    bare = next(line for line in out.splitlines() if "bare interpreter" in line)
     assert bare.endswith("heavy modules loaded: -")
 
 

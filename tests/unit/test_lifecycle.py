@@ -42,9 +42,8 @@ def test_the_hooks_are_registered_once_when_the_first_cache_is_built(
 def test_the_real_runtime_module_gets_the_hooks_at_the_first_cache_and_nothing_else_loads() -> None:
     code = """
 import json, sys
-import stratacache
+from stratacache import cached  # the public names load on first use (PEP 562)
 loaded = set(sys.modules)
-from stratacache import cached
 @cached
 def f(x): return x
 @cached

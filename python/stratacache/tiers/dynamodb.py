@@ -41,6 +41,7 @@ from stratacache.tiers.base import (
     Foreign,
     Missing,
 )
+from stratacache.tiers.collector import quiet_build
 from stratacache.tiers.hints import explain_failures
 
 DynamoDBClient: TypeAlias = Any
@@ -301,7 +302,8 @@ class DynamoDBTier:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._connect()
+                    with quiet_build():  # imports and model loading: no collections
+                        self._client = self._connect()
                 client = self._client
         return client
 

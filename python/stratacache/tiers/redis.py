@@ -9,6 +9,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from stratacache.tiers.base import (
     Foreign,
     Missing,
 )
+from stratacache.tiers.collector import quiet_build
 from stratacache.tiers.hints import chain, explain_failures
 from stratacache.urls import parse_redis_url
 
@@ -301,7 +303,8 @@ class RedisTier:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._connect()
+                    with quiet_build():  # imports and model loading: no collections
+                        self._client = self._connect()
                 client = self._client
         return client
 
@@ -333,6 +336,7 @@ class RedisTier:
                 options["ssl"] = True
             return _cluster_class()(retry=retry, **options)
         options.setdefault("health_check_interval", 30)
+        options.setdefault("redis_connect_func", _fresh_connection)
         connection_class = {
             "redis": redis.Connection,
             "rediss": redis.SSLConnection,
@@ -688,6 +692,19 @@ def _text(raw: object) -> str:
 
 def _wrong_type(exc: Exception) -> bool:
     return type(exc).__name__ == "ResponseError" and str(exc).startswith("WRONGTYPE")
+
+
+def _fresh_connection(connection: Any) -> None:
+    """Set up a new connection without the health check's ``PING`` first.
+
+    The health check (``health_check_interval``, 30 s) pings a connection idle
+    that long before using it, so one the server closed while the environment
+    was frozen is replaced, not failed. A connection just opened has not been
+    idle: its check is due one interval from now, which saves a round trip on
+    every cold start.
+    """
+    connection.next_health_check = time.monotonic() + connection.health_check_interval
+    connection.on_connect()
 
 
 def _cluster_class() -> Any:
