@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stratacache import _moved
-
 if TYPE_CHECKING:
     from stratacache.batch import cached_many
     from stratacache.breaker import CircuitBreaker
@@ -89,7 +87,6 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-_moved.install()  # the engine's modules, importable by their old names for one release
 
 __all__ = [
     "MISS",
