@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +34,13 @@ ENVIRONMENT = textwrap.dedent(
     import redis
     from stratacache import DynamoDBTier, MemoryTier, RedisTier, cached_tiered
 
-    url, table, seed, threads, ops, lock = sys.argv[1:7]
-    origin = redis.Redis.from_url(url)
+    url, table, seed, threads, ops, lock, origin_url, every = sys.argv[1:9]
+    memory = [MemoryTier()] if every == "off" else []  # no L1: every read is a shared one
+    origin = redis.Redis.from_url(origin_url)
     KEYS = ["a", "b", "c"]
 
     @cached_tiered(ttl=60, namespace="history", lock=lock == "on",
-                   tiers=[MemoryTier(), RedisTier(url), DynamoDBTier(table)])
+                   tiers=[*memory, RedisTier(url), DynamoDBTier(table)])
     def value(key):
         seen = int(origin.get("origin:" + key) or 0)
         time.sleep(random.random() / 500)  # widen the window a fill is in flight
@@ -58,9 +62,17 @@ ENVIRONMENT = textwrap.dedent(
             began = time.monotonic()
             if roll < 0.7:
                 kind, seen = "read", value(key)
-            elif roll < 0.8:
+            elif roll < 0.78:
                 kind, seen = "invalidate", origin.incr("origin:" + key)
                 value.invalidate(key)
+            elif roll < 0.82 and every == "on":  # invalidate_all(): a promise for every key
+                versions = [(k, origin.incr("origin:" + k)) for k in KEYS]
+                value.invalidate_all()
+                with guard:
+                    history.extend(
+                        ["invalidate", k, began, time.monotonic(), v] for k, v in versions
+                    )
+                continue
             elif roll < 0.9:
                 kind, seen = "refresh", origin.incr("origin:" + key)
                 got = value.refresh(key)
@@ -99,15 +111,33 @@ def violations(history: list[list[Any]]) -> list[str]:
 
 
 def start_environments(
-    source: str, tmp_path: Path, redis_url: str, endpoint: str, table: str, ops: int, lock: str
+    source: str,
+    tmp_path: Path,
+    redis_url: str,
+    endpoint: str,
+    table: str,
+    ops: int,
+    lock: str,
+    origin_url: str | None = None,
+    every: bool = False,
 ) -> list[subprocess.Popen[str]]:
-    """Three environments running ``source``, three worker threads each."""
+    """Three environments running ``source``, three worker threads each.
+
+    ``origin_url``: the Redis that keeps the origin's versions (default: the cache's);
+    ``every``: no L1, a generation check on every read, and invalidate_all() too.
+    """
     script = tmp_path / "environment.py"
     script.write_text(source)
-    env = {**os.environ, **fake_aws_environment(endpoint), "PYTHONPATH": str(ROOT / "python")}
+    env = {
+        **os.environ,
+        **fake_aws_environment(endpoint),
+        "PYTHONPATH": str(ROOT / "python"),
+        "STRATACACHE_GENERATION_CHECK": "0.000001" if every else "5",
+    }
+    extra = [origin_url or redis_url, "on" if every else "off"]
     return [
         subprocess.Popen(
-            [sys.executable, str(script), redis_url, table, str(seed), "3", str(ops), lock],
+            [sys.executable, str(script), redis_url, table, str(seed), "3", str(ops), lock, *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -141,6 +171,61 @@ def test_no_read_is_older_than_an_invalidate_or_refresh_that_came_before_it(
     assert promises > 30
     for history in histories:
         assert violations(history) == []
+
+
+@pytest.mark.parametrize("lock", ["on", "off"])
+def test_the_bound_holds_through_flushes_and_evictions_with_invalidate_all(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    own_redis: Callable[..., RedisServer],
+    moto_server: MotoServer,
+    dynamodb_client: Any,
+    lock: str,
+) -> None:
+    """The same history, with invalidate_all() too, on a small allkeys-lru Valkey that a
+    disturber flushes and fills (evicting entries, tombstones and the generation).
+
+    The environments keep no L1 and check the generation on every read, so the bound
+    is the shared tiers' own: checked across environments, on one history.
+    """
+    import redis
+
+    cache = own_redis("--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru")
+    table = f"history-disturbed-{lock}"
+    create_cache_table(dynamodb_client, table)
+    client = redis.Redis.from_url(cache.url)
+    stop = threading.Event()
+    flushes = 0
+
+    def disturb() -> None:
+        nonlocal flushes
+        rng = random.Random(7)
+        while not stop.wait(0.05):
+            if rng.random() < 0.2:
+                client.flushall()
+                flushes += 1
+            else:
+                for i in range(60):
+                    client.set(f"filler:{rng.random()}:{i}", b"x" * 10_000)
+
+    disturber = threading.Thread(target=disturb)
+    disturber.start()
+    try:
+        environments = start_environments(
+            ENVIRONMENT, tmp_path, cache.url, moto_server.endpoint, table, 100, lock,
+            origin_url=redis_server.url, every=True,
+        )  # fmt: skip
+        histories = []
+        for process in environments:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err
+            histories.append(json.loads(out))
+    finally:
+        stop.set()
+        disturber.join(30)
+    assert flushes > 0
+    assert int(client.info("stats")["evicted_keys"]) > 0
+    assert violations([op for history in histories for op in history]) == []
 
 
 def test_a_failure_in_a_worker_thread_fails_its_environment(
