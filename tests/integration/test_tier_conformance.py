@@ -376,4 +376,4 @@ def test_an_entry_and_a_counter_are_read_together(shared: Subject) -> None:
     tier.bump_counter("ns#gen", 3)
     assert tier.get_with_counter("ns|k", "ns#gen") == (blob, 3)
     assert tier.get_with_counter("ns|absent", "ns#gen") == (MISS, 3)
-    assert tier.get_with_counter("ns|k", "never#gen") == (blob, 0)
+    assert tier.get_with_counter("ns|k", "never#gen") == (blob, None)  # no counter stored

@@ -37,6 +37,7 @@ def forget(
     now = chain.clock()
     removed = False
     failure: Exception | None = None
+    counter_error: Exception | None = None  # the feed's tier, when it failed
     for guard in reversed(chain.guards):
         if not guard.remote:
             continue
@@ -62,7 +63,8 @@ def forget(
                     removed = _was_live(chain, key, got[1], now) or removed
             else:
                 got = guard.swap_many(blobs)
-            if got is FAILED:  # refused (OOM, a read-only replica): take the old value out
+            if got is FAILED and _refused(guard.last_error):
+                # Refused (OOM, a read-only replica), not unreachable: take the old value out.
                 got = _delete(guard, full_keys)
                 removed = (got is not FAILED and bool(got)) or removed
                 if got is not FAILED and seen is not None:
@@ -73,6 +75,9 @@ def forget(
             removed = (got is not FAILED and bool(got)) or removed
         if got is FAILED:
             failure = failure or guard.last_error
+            if guard is chain.counter:
+                counter_error = guard.last_error
+    unreachable = counter_error is not None and not _refused(counter_error)
     for key in full_keys:
 
         def drop(key: str = key) -> None:
@@ -83,6 +88,8 @@ def forget(
 
         chain.marks.mark(key, then=drop)
         chain.flights.forget(key)
+    if unreachable:  # a down server costs one timeout, not one per step
+        return removed, failure
     return removed, publish(chain, full_keys) or failure
 
 
@@ -97,9 +104,19 @@ def publish(chain: Chain, full_keys: Sequence[str]) -> Exception | None:
         # A full Redis refuses XADD but takes DEL: a feed that is gone makes every
         # reader drop its whole memory for the namespace, which costs misses, not staleness.
         error = guard.last_error
+        if not _refused(error):
+            return error
         return None if guard.delete(chain.feed.key) is not FAILED else error
     chain.feed.published(entry_id)
     return None
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether a server answered no (out of memory, read-only), rather than not at all."""
+    name = type(error).__name__
+    return error is not None and not any(
+        word in name for word in ("Timeout", "Connection", "ClusterDown", "MasterDown")
+    )
 
 
 def _delete(guard: Guard, full_keys: Sequence[str]) -> object:
