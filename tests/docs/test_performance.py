@@ -25,8 +25,9 @@ def skeleton(text: str) -> list[str]:
         masked = re.sub(r"[-+]?\d[\d,]*(\.\d+)?", "#", masked)
         masked = " ".join(masked.split())
         # A table's rows differ only in their numbers: a full run and a quick one may
-        # run more or fewer of them (the fleet's sizes), the table keeps its shape.
-        if masked and (not lines or lines[-1] != masked):
+        # run more or fewer of them (the fleet's sizes, lease on and off in turn), the
+        # table keeps its shape.
+        if masked and masked not in lines[-4:]:
             lines.append(masked)
     return lines
 
