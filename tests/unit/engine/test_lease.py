@@ -9,7 +9,7 @@ from stratacache._engine.lease import HELD, WAIT
 from stratacache.envelope import Record
 from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
-from stratacache.tiers.base import MISS
+from stratacache.tiers.base import MISS, Capabilities
 from tests.support import FakeClock, FakeSharedTier
 
 
@@ -140,7 +140,8 @@ def test_a_waiter_polls_the_value_once_it_lands_counts_one_hit_and_promotes_it()
     assert b._engine.lease.poll(guard, key, trace, b"bbbbbbbb") == WAIT
     assert trace.seen[(guard.index, key)][2] > clock()  # the holder's lease, remembered
     a.set("k", "landed")
-    hits, calls = guard.counts.hits, len(shared.calls)
+    guard.counts.hits = hits = 5
+    calls = len(shared.calls)
     got = b._engine.lease.poll(guard, key, trace, b"bbbbbbbb")
     assert isinstance(got, Record)
     assert got.value == "landed"
@@ -287,6 +288,21 @@ def test_an_explicit_lock_is_on_and_only_the_first_shared_tier_holds_leases() ->
     assert guard.tier is first
     trace.sick = frozenset({guard.index})
     assert engine.lease.guard(trace) is None  # never the second tier in its place
+
+
+def test_a_memory_tier_that_claims_conditional_writes_holds_no_lease() -> None:
+    class VersionedMemory(MemoryTier):
+        capabilities = Capabilities(versioned=True)
+
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = TieredCache(
+        [VersionedMemory(timer=clock), shared], namespace="lease", clock=clock,
+        monotonic=clock, recorder=MetricsRecorder(interval=3600),
+    )  # fmt: skip
+    guard = cache._engine.lease.guard(cache._engine.chain.begin())
+    assert guard is not None
+    assert guard.tier is shared
 
 
 def test_a_breaker_after_a_failure_keeps_leases_off_its_tier() -> None:
