@@ -205,3 +205,27 @@ def test_after_fork_the_child_forgets_every_flight() -> None:
     assert flights._lock is not lock
     assert not flights._lock.locked()
     assert flights.do("k", lambda: 1) == 1
+
+
+def test_tasks_of_different_event_loops_never_share_a_call() -> None:
+    flights = SingleFlight()
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+
+        async def never() -> int:
+            await asyncio.Event().wait()
+            return 1
+
+        async def two() -> int:
+            return 2
+
+        pending = first.create_task(flights.ado("k", never))
+        first.run_until_complete(asyncio.sleep(0))  # the first loop's call is under way
+        assert len(flights._tasks) == 1
+        assert second.run_until_complete(flights.ado("k", two)) == 2
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            first.run_until_complete(pending)
+    finally:
+        first.close()
+        second.close()
