@@ -158,7 +158,22 @@ def test_several_keys_go_in_one_batch_per_tier() -> None:
     assert log == ["L3.delete", "L2.swap"]
     c.set("a", 1)
     versioned.data.clear()
+    c._engine.chain.guards[0].tier.delete(c.full_key("a"))
     assert c.invalidate("a") is True  # the plain tier's delete found it
+    assert c.full_key("a") not in plain.data
+
+
+def test_a_memory_tier_after_a_shared_one_does_not_stop_the_tombstones() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    c = TieredCache(
+        [shared, MemoryTier(timer=clock)], namespace="inv", ttl=60, clock=clock,
+        monotonic=clock, recorder=MetricsRecorder(interval=3600),
+    )  # fmt: skip
+    c.set("k", "v")
+    assert c.invalidate("k") is True
+    record = c._engine.chain.codec.decode(c.full_key("k"), shared.data[c.full_key("k")][0])
+    assert record.kind is TOMBSTONE
 
 
 def test_strict_raises_the_first_failure_slowest_tier_first_after_trying_every_tier() -> None:
