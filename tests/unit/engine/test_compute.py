@@ -8,6 +8,8 @@ the computation; B's first pause lets A finish.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from stratacache._engine.compute import COMPUTE, Io
 from stratacache.freshness import Freshness
 from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, FakeSharedTier
+from tests.support import FakeClock, FakeSharedTier, all_waiting, wait_until
 
 
 def environment(shared: FakeSharedTier, clock: FakeClock, **options: Any) -> TieredCache:
@@ -187,6 +189,7 @@ def test_a_refresh_writes_over_only_its_own_tombstones() -> None:
     assert cache._engine.refresh(cache.full_key("k"), lambda: "v2") == "v2"
     cache._engine.chain.write(cache.full_key("k"), "v1 again", stale_fill)  # began before
     assert cache.get("k") == "v2"
+    assert environment(shared, clock).get("k") == "v2"  # in the shared tier too
 
 
 # ------------------------------------------------------------ refreshes and waits, exactly
@@ -350,3 +353,99 @@ def test_a_value_the_shared_tier_cannot_take_gives_the_lease_back() -> None:
     assert cache.get_or_compute("k", lambda: unshareable) is unshareable
     assert cache.full_key("k") not in shared.data  # no value, and no lease left behind
     assert shared.calls.count("delete_if") == 1
+
+
+class ThreadedSharedTier(FakeSharedTier):
+    """A FakeSharedTier that notes the thread and a context variable of every read."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.readers: list[tuple[int, str]] = []
+
+    def get(self, key: str) -> object:
+        self.readers.append((threading.get_ident(), REQUEST.get()))
+        return super().get(key)
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+
+def test_async_tier_io_runs_in_a_worker_thread_with_the_callers_context() -> None:
+    clock = FakeClock()
+    shared = ThreadedSharedTier(clock)
+    cache = environment(shared, clock)
+
+    async def value() -> str:
+        return "v"
+
+    async def main() -> tuple[str, int]:
+        REQUEST.set("request-1")
+        return await cache.aget_or_compute("k", value), threading.get_ident()
+
+    got, loop_thread = asyncio.run(main())
+    assert got == "v"
+    assert shared.readers
+    assert all(reader != loop_thread for reader, _ in shared.readers)
+    assert {request for _, request in shared.readers} == {"request-1"}
+
+
+def test_async_memory_only_io_stays_in_the_event_loop_thread() -> None:
+    cache = TieredCache([MemoryTier()], namespace="compute-memory")
+    chain = cache._engine.chain
+    threads: list[int] = []
+    read = chain.read
+
+    def noted(full_key: str, trace: Any) -> Any:
+        threads.append(threading.get_ident())
+        return read(full_key, trace)
+
+    chain.read = noted  # type: ignore[method-assign]
+
+    async def value() -> str:
+        return "v"
+
+    async def main() -> tuple[str, int]:
+        return await cache.aget_or_compute("k", value), threading.get_ident()
+
+    got, loop_thread = asyncio.run(main())
+    assert got == "v"
+    assert threads == [loop_thread]
+
+
+def test_an_async_computation_that_fails_reaches_the_caller_and_gives_the_lease_back() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = environment(shared, clock)
+
+    async def fails() -> str:
+        raise RuntimeError("origin down")
+
+    with pytest.raises(RuntimeError, match="origin down"):
+        asyncio.run(cache.aget_or_compute("k", fails))
+    assert cache.full_key("k") not in shared.data
+    assert shared.calls.count("delete_if") == 1
+
+
+def test_concurrent_fills_of_two_keys_never_share_a_flight() -> None:
+    clock = FakeClock()
+    cache = environment(FakeSharedTier(clock), clock)
+    gate = threading.Event()
+    got: list[object] = []
+
+    def slow() -> str:
+        gate.wait(5)  # set by b's own computation; the timeout only ends a broken run
+        return "a"
+
+    def other() -> str:
+        gate.set()
+        return "b"
+
+    first = threading.Thread(target=lambda: got.append(cache.get_or_compute("a", slow)))
+    first.start()
+    wait_until(lambda: all_waiting([first]))  # a's computation under way
+    try:
+        assert cache.get_or_compute("b", other) == "b"
+    finally:
+        gate.set()
+        first.join(60)
+    assert got == ["a"]
