@@ -366,6 +366,10 @@ class ThreadedSharedTier(FakeSharedTier):
         self.readers.append((threading.get_ident(), REQUEST.get()))
         return super().get(key)
 
+    def swap(self, key: str, blob: bytes, keep: float | None, expect: bytes | None) -> Any:
+        self.readers.append((threading.get_ident(), REQUEST.get()))
+        return super().swap(key, blob, keep, expect)
+
 
 REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
 
@@ -384,7 +388,7 @@ def test_async_tier_io_runs_in_a_worker_thread_with_the_callers_context() -> Non
 
     got, loop_thread = asyncio.run(main())
     assert got == "v"
-    assert shared.readers
+    assert len(shared.readers) >= 2  # the lookup, and the lease and write of the fill
     assert all(reader != loop_thread for reader, _ in shared.readers)
     assert {request for _, request in shared.readers} == {"request-1"}
 
@@ -449,3 +453,17 @@ def test_concurrent_fills_of_two_keys_never_share_a_flight() -> None:
         gate.set()
         first.join(60)
     assert got == ["a"]
+
+
+def test_a_waiter_that_sees_the_lease_run_out_fills_under_its_own_lease() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    a = environment(shared, clock, lock_lease=1)
+    b = environment(shared, clock, lock_wait=5)
+    steps = until_compute(compute.get_or_compute(a._engine.chain, a._engine.lease, a.full_key("k")))
+    assert b.get_or_compute("k", lambda: "from b") == "from b"
+    assert "delete_if" not in shared.calls  # b's value replaced b's lease
+    record = b._engine.chain.codec.decode(b.full_key("k"), shared.data[b.full_key("k")][0])
+    assert record.value == "from b"
+    assert finish(steps, "late a") == "late a"  # a's lease was taken over: its write fails
+    assert environment(shared, clock).get("k") == "from b"
