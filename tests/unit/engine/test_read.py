@@ -1,0 +1,115 @@
+"""Reading through the chain: the exact record a tier's entry becomes, and what is counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stratacache import MemoryTier, TieredCache
+from stratacache.envelope import VALUE, Record
+from stratacache.freshness import Freshness
+from stratacache.metrics import MetricsRecorder
+from tests.support import FakeClock, FakeSharedTier
+
+
+def two_tiers(clock: FakeClock, **options: Any) -> tuple[TieredCache, FakeSharedTier]:
+    shared = FakeSharedTier(clock)
+    cache = TieredCache(
+        [MemoryTier(timer=clock), shared], namespace="read", ttl=60, clock=clock,
+        monotonic=clock, recorder=MetricsRecorder(interval=3600), **options,
+    )  # fmt: skip
+    return cache, shared
+
+
+def counts(cache: TieredCache, index: int) -> tuple[int, int, int]:
+    c = cache._engine.chain.guards[index].counts
+    return c.hits, c.misses, c.errors
+
+
+def test_a_memory_hit_is_the_exact_record_with_what_is_left_of_its_life() -> None:
+    clock = FakeClock()
+    cache, _ = two_tiers(clock)
+    chain = cache._engine.chain
+    chain.generation.observe(3)
+    cache.set("k", "v")
+    clock.advance(15)
+    key = cache.full_key("k")
+    assert chain.read(key, chain.begin()) == Record(VALUE, "v", b"", 3, clock() + 45, None)
+    cache.set("forever", "v", ttl=None)
+    got = chain.read(cache.full_key("forever"), chain.begin())
+    assert got == Record(VALUE, "v", b"", 3, None, None)
+
+
+def test_a_memory_hit_keeps_its_refresh_facts() -> None:
+    clock = FakeClock()
+    cache, _ = two_tiers(clock, freshness=Freshness(grace=30, early_refresh=1.0))
+    chain = cache._engine.chain
+
+    def slow() -> str:
+        clock.advance(2)
+        return "v"
+
+    assert cache.get_or_compute("k", slow) == "v"
+    got = chain.read(cache.full_key("k"), chain.begin())
+    assert got == Record(VALUE, "v", b"", 0, clock() + 90, None, clock() + 60, 2.0)
+
+
+def test_hits_and_misses_are_counted_once_per_tier() -> None:
+    clock = FakeClock()
+    cache, shared = two_tiers(clock)
+    assert cache.get("k") is None
+    assert counts(cache, 0) == (0, 1, 0)
+    assert counts(cache, 1) == (0, 1, 0)
+    cache.set("k", "v")
+    cache._engine.chain.guards[0].tier.delete(cache.full_key("k"))
+    assert cache.get("k") == "v"
+    assert counts(cache, 0) == (0, 2, 0)
+    assert counts(cache, 1) == (1, 1, 0)
+    assert cache.get("k") == "v"  # promoted: memory answers
+    assert counts(cache, 0) == (1, 2, 0)
+    assert counts(cache, 1) == (1, 1, 0)
+    clock.advance(60)  # exactly its end in both tiers
+    shared.data[cache.full_key("k")] = (shared.data[cache.full_key("k")][0], None)
+    assert cache.get("k") is None
+    assert counts(cache, 1) == (1, 2, 0)  # an expired record is a miss, not an error
+
+
+def test_an_unusable_entry_is_a_counted_miss_and_error_named_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    cache, shared = two_tiers(clock)
+    key = cache.full_key("k")
+    shared.data[key] = (b"SC\x03 but not an envelope at all", None)
+    with caplog.at_level("WARNING", logger="stratacache"):
+        assert cache.get("k") is None
+    assert counts(cache, 1) == (0, 1, 1)
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert message.startswith(f"stratacache tier L2 holds an unusable entry at {key}: ")
+    assert message != f"stratacache tier L2 holds an unusable entry at {key}: None"
+
+
+def test_an_entry_of_an_older_generation_is_a_miss_and_a_newer_one_moves_this_environment() -> None:
+    clock = FakeClock()
+    cache, _ = two_tiers(clock)
+    chain = cache._engine.chain
+    cache_key = cache.full_key("k")
+    chain.generation.observe(2)
+    cache.set("k", "old generation")
+    cache._engine.chain.guards[0].tier.delete(cache_key)
+    chain.generation.observe(3)
+    chain.generation.checked()  # no counter read due: the entry decides
+    assert cache.get("k") is None
+    assert counts(cache, 1) == (0, 1, 0)
+    chain.generation.value = 2
+    cache.set("k", "same generation")  # written under 2
+    cache._engine.chain.guards[0].tier.delete(cache_key)
+    chain.generation.value = 2
+    assert cache.get("k") == "same generation"
+    assert chain.generation.value == 2
+    chain.generation.value = 1  # this environment is behind: the entry is proof of a bump
+    cache._engine.chain.guards[0].tier.delete(cache_key)
+    assert cache.get("k") == "same generation"
+    assert chain.generation.value == 2
