@@ -467,3 +467,56 @@ def test_a_waiter_that_sees_the_lease_run_out_fills_under_its_own_lease() -> Non
     assert record.value == "from b"
     assert finish(steps, "late a") == "late a"  # a's lease was taken over: its write fails
     assert environment(shared, clock).get("k") == "from b"
+
+
+def test_a_fresh_hit_with_refresh_facts_is_served_without_a_computation() -> None:
+    clock = FakeClock()
+    cache = stale_environment(FakeSharedTier(clock), clock)
+    calls: list[str] = []
+
+    def value() -> str:
+        calls.append("v")
+        return "v"
+
+    assert cache.get_or_compute("k", value) == "v"
+    clock.advance(59)
+    assert cache.get_or_compute("k", value) == "v"
+    assert calls == ["v"]
+
+
+def test_a_refresh_stores_its_value_and_counts_each_stale_serve() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    cache.set("k", "old")
+    clock.advance(61)
+    assert cache._engine.chain.flights.try_lead(cache.full_key("k"))
+    assert cache.get_or_compute("k", lambda: "new") == "old"
+    assert cache.get_or_compute("k", lambda: "new") == "old"
+    assert cache._engine.chain.stale_served == 2
+    cache._engine.chain.flights.release(cache.full_key("k"))
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert cache.get("k") == "new"
+
+
+def test_async_fills_of_two_keys_never_share_a_task() -> None:
+    clock = FakeClock()
+    cache = environment(FakeSharedTier(clock), clock)
+
+    async def main() -> list[str]:
+        other_started = asyncio.Event()
+
+        async def first() -> str:
+            await other_started.wait()  # only b's own computation lets a finish
+            return "a"
+
+        async def second() -> str:
+            other_started.set()
+            return "b"
+
+        together = asyncio.gather(
+            cache.aget_or_compute("a", first), cache.aget_or_compute("b", second)
+        )
+        return list(await asyncio.wait_for(together, 30))
+
+    assert asyncio.run(main()) == ["a", "b"]
