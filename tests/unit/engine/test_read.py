@@ -8,6 +8,8 @@ import pytest
 
 from stratacache import MemoryTier, TieredCache
 from stratacache.envelope import VALUE, Record
+from stratacache.errors import PartialReadError
+from stratacache.tiers.base import MISS
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
 from tests.support import FakeClock, FakeSharedTier
@@ -113,3 +115,78 @@ def test_an_entry_of_an_older_generation_is_a_miss_and_a_newer_one_moves_this_en
     cache._engine.chain.guards[0].tier.delete(cache_key)
     assert cache.get("k") == "same generation"
     assert chain.generation.value == 2
+
+
+class PartlyReadTier(FakeSharedTier):
+    """A FakeSharedTier whose batch reads lose the keys in ``lost``, as a partly answered batch."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.lost: set[str] = set()
+        self.broken = False
+
+    def get_many(self, keys: Any) -> list[object]:
+        if self.broken:
+            raise ConnectionError("down")
+        found = super().get_many(keys)
+        if not self.lost:
+            return found
+        kept = [MISS if key in self.lost else raw for key, raw in zip(keys, found, strict=True)]
+        raise PartialReadError("partly read", kept, len(self.lost))
+
+
+def test_a_batch_read_counts_per_tier_promotes_and_keeps_a_partial_answer() -> None:
+    clock = FakeClock()
+    shared = PartlyReadTier(clock)
+    cache = TieredCache(
+        [MemoryTier(timer=clock), shared], namespace="read", ttl=60, clock=clock,
+        monotonic=clock, recorder=MetricsRecorder(interval=3600),
+    )  # fmt: skip
+    cache.set_many({"a": 1, "b": 2, "c": 3})
+    memory = cache._engine.chain.guards[0].tier
+    for name in "abc":
+        memory.delete(cache.full_key(name))
+    memory_a = cache._engine.chain.guards[0].counts
+    assert cache.get_many(["a", "a", "x"]) == {"a": 1}
+    assert counts(cache, 1) == (1, 1, 0)
+    assert (memory_a.hits, memory_a.misses) == (0, 2)
+    assert memory.get(cache.full_key("a")) == 1  # promoted
+    shared.lost = {cache.full_key("b")}
+    assert cache.get_many(["b", "c"]) == {"c": 3}
+    assert counts(cache, 1) == (2, 2, 1)  # one key lost: one error, counted once
+    shared.lost = {cache.full_key("b"), cache.full_key("x")}
+    memory.delete(cache.full_key("c"))
+    assert cache.get_many(["b", "x", "c"]) == {"c": 3}
+    assert counts(cache, 1)[2] == 3  # two more lost keys
+    shared.lost = set()
+    shared.broken = True
+    assert cache.get_many(["b"]) == {}
+    assert counts(cache, 1)[2] == 4
+    shared.broken = False
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": 2}
+
+
+def test_a_hit_in_a_memory_tier_behind_a_shared_one_is_wrapped_into_it() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    memory = MemoryTier(timer=clock)
+    cache = TieredCache(
+        [shared, memory], namespace="read", ttl=60, clock=clock, monotonic=clock,
+        recorder=MetricsRecorder(interval=3600), freshness=Freshness(grace=30),
+    )  # fmt: skip
+    chain = cache._engine.chain
+    chain.generation.observe(2)
+    cache.set("k", "v")
+    key = cache.full_key("k")
+    del shared.data[key]
+    clock.advance(10)
+    assert cache.get("k") == "v"
+    record = chain.codec.decode(key, shared.data[key][0])
+    assert record.value == "v"
+    assert len(record.version) == 8
+    assert record.version != b"\0" * 8
+    assert record.generation == 2
+    assert record.expires_at == clock() + 80
+    assert record.keep_until is None
+    assert record.stale_at == clock() + 50
+    assert record.delta == 0.0
