@@ -9,9 +9,9 @@ import pytest
 from stratacache import MemoryTier, TieredCache
 from stratacache.envelope import VALUE, Record
 from stratacache.errors import PartialReadError
-from stratacache.tiers.base import MISS
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
+from stratacache.tiers.base import MISS
 from tests.support import FakeClock, FakeSharedTier
 
 
