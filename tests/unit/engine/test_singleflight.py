@@ -226,6 +226,11 @@ def test_tasks_of_different_event_loops_never_share_a_call() -> None:
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):
             first.run_until_complete(pending)
+        flights.forget()
+        left = asyncio.all_tasks(first)  # the shared call itself, still waiting
+        for task in left:
+            task.cancel()
+        first.run_until_complete(asyncio.gather(*left, return_exceptions=True))
     finally:
         first.close()
         second.close()
