@@ -88,8 +88,8 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m devkit.bench
 
-# mutmut on keys, the envelope, serialization and the breaker (tests/mutate.py lists them),
-# each against its fast tests; prints the killed share per module. MUTATE_ARGS=--survivors
+# mutmut on the breaker, keys, the envelope, serialization, the engine (_engine/) and the
+# HTTP headers (tests/mutate.py lists them), each against its fast tests; prints the killed share per module. MUTATE_ARGS=--survivors
 # lists the mutants that lived. Not part of `make test` (minutes); its quick mode is.
 MUTATE_ARGS ?=
 mutate: $(STAMP)
