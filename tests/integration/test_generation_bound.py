@@ -98,3 +98,31 @@ def test_the_decorators_fast_path_honours_the_bound_too(
     clock.advance(1.001)
     assert price("a") == "new"
     assert not math.isinf(price.cache._engine.chain.generation.due)
+
+
+def test_http_answers_honour_the_bound_too(
+    redis_client: Any, redis_server: Any, moto_server: Any, dynamodb_client: Any,
+    table_name: str,
+) -> None:  # fmt: skip
+    from stratacache.http import HttpCache
+
+    clock = FakeClock()
+    shared = DynamoDBTier(table_name, client=dynamodb_client)
+    tiers: list[Tier] = [MemoryTier(), RedisTier(client=redis_client), shared]
+    here = TieredCache(tiers, namespace="bound-http", ttl=300, generation_check=CHECK, clock=clock)
+    http = HttpCache(cache=here)
+    body = ["old"]
+    event = {"httpMethod": "GET", "path": "/quote"}
+
+    def answer() -> Any:
+        return http.handle(event, lambda: {"statusCode": 200, "body": body[0]})["body"]
+
+    assert answer() == "old"
+    body[0] = "new"
+    bump_elsewhere(redis_server.url, moto_server.endpoint, table_name, "bound-http")
+    for key in redis_client.scan_iter(match="bound-http|*"):
+        redis_client.delete(key)  # so only this environment's L1 holds the old answer
+    clock.advance(CHECK - 1)
+    assert answer() == "old"  # within the bound, L1 may still answer
+    clock.advance(1.001)
+    assert answer() == "new"  # past it, never
