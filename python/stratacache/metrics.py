@@ -350,9 +350,9 @@ recorder: Final = MetricsRecorder()
 def publish_metrics(namespace: str | None = None) -> int:
     """Publish the counts gathered so far now; return the number of EMF lines printed.
 
-    Example:
-        >>> publish_metrics()  # doctest: +SKIP
-        2
+    Example (at the end of an invocation not wrapped in ``@log_cache_metrics``)::
+
+        printed = publish_metrics()  # the number of EMF lines, e.g. 2
     """
     return recorder.flush(namespace)
 

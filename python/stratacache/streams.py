@@ -130,12 +130,12 @@ def streams_invalidator(
     the first one that fails (in ``affected`` or in a tier), the handler stops
     and reports it, so Lambda retries from that record on.
 
-    Example:
-        >>> @cached_tiered(ttl=300)  # doctest: +SKIP
-        ... def product(product_id: str) -> dict: ...
-        >>> handler = streams_invalidator(  # doctest: +SKIP
-        ...     lambda change: [(product, (change.image["id"],))]
-        ... )
+    Example (the stream's Lambda handler; ``tests/integration/test_streams.py`` runs it)::
+
+        @cached_tiered(ttl=300)
+        def product(product_id: str) -> dict: ...
+
+        handler = streams_invalidator(lambda change: [(product, (change.image["id"],))])
     """
 
     def handler(event: Mapping[str, Any], context: object) -> dict[str, list[dict[str, str]]]:

@@ -38,10 +38,10 @@ class ClusterRoutes:
     ``cluster`` is a ``redis.cluster.RedisCluster``; its view of the slots and its
     per-node clients are used, its own retry loop is not.
 
-    Example:
-        >>> routes = ClusterRoutes(RedisCluster.from_url("redis://node:6379"))  # doctest: +SKIP
-        >>> routes.run([("a", ("GET", "a")), ("b", ("GET", "b"))])  # doctest: +SKIP
-        [b'1', None]
+    Example (needs a cluster; ``tests/integration/test_cluster_batches.py`` runs it)::
+
+        routes = ClusterRoutes(RedisCluster.from_url("redis://node:6379"))
+        routes.run([("a", ("GET", "a")), ("b", ("GET", "b"))])  # [b'1', None]
     """
 
     def __init__(self, cluster: Any) -> None:
