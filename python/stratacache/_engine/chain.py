@@ -67,6 +67,14 @@ def expiry_at(now: float, lifetime: float | None) -> float | None:
     return None if lifetime is None else now + lifetime
 
 
+def _order(guards: Sequence[Guard], slowest_first: bool) -> tuple[Guard, ...]:
+    """The shared tiers in the order given, then memory."""
+    sign = -1 if slowest_first else 1
+    return tuple(
+        sorted(guards, key=lambda g: (not g.remote, sign * g.index if g.remote else g.index))
+    )
+
+
 def note(trace: Trace, at: tuple[int, str], record: Record, now: float) -> None:
     """Remember what a trace saw: what its writes expect, and whose lease it must respect."""
     lease = record.expires_at if record.kind is LEASE else None
@@ -125,12 +133,14 @@ class Chain:
         self.counts = [guard.counts for guard in self.guards]
         self.remote = any(guard.remote for guard in self.guards)
         self.memory = tuple(guard for guard in self.guards if not guard.remote)
-        self.write_order = tuple(
-            sorted(self.guards, key=lambda g: (not g.remote, -g.index if g.remote else g.index))
-        )
+        self.write_order = _order(self.guards, slowest_first=True)
         """Shared tiers slowest first, memory last: a write a slower tier refused (its
         tombstone says the value is too old) goes to no faster tier, so no faster tier
-        is ever newer than a slower one, whatever it evicted."""
+        is ever newer than a slower one, whatever it evicted. A fill that holds the
+        lease writes its tier first instead (:attr:`lease_order`): the lease it
+        replaces already proves no invalidation came between, and waiters see the
+        value one write sooner."""
+        self.lease_order = _order(self.guards, slowest_first=False)
         self.measure = any(guard.limit is not None for guard in self.guards)
         self.flights = SingleFlight()
         self.marks = Marks()
@@ -468,7 +478,7 @@ class Chain:
         version = new_version()
         generation = trace.generation
         held = lease[0] if lease is not None else None
-        for guard in self.write_order:
+        for guard in self.write_order if lease is None else self.lease_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else hard
             if (guard.remote and not shared) or not guard.allowed(trace, write=True):
                 continue
