@@ -857,3 +857,21 @@ def throttle_call(client: Any, operation: str, nth: int) -> list[int]:
 
     client.meta.events.register(f"before-call.dynamodb.{operation}", throttle)
     return calls
+
+
+def run_environment(folder: Path, env: dict[str, str], *argv: str) -> dict[str, Any]:
+    """One more 'execution environment': a fresh interpreter running ``python *argv`` in
+    ``folder`` (on its path); what it printed last, as JSON."""
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, *argv],
+        cwd=folder,
+        env={**os.environ, **env, "PYTHONPATH": str(folder)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    return result

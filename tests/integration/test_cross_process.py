@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import support
 from tests.support import entry_keys
 
 SHARED_MODULE = """
@@ -38,18 +36,7 @@ def environment_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_environment(folder: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One more 'execution environment': a fresh interpreter that calls the function once."""
-    out = subprocess.run(
-        [sys.executable, "-m", "shared_fn"],
-        cwd=folder,
-        env={**os.environ, **env, "PYTHONPATH": str(folder)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
-    return result
+    return support.run_environment(folder, env, "-m", "shared_fn")
 
 
 def test_a_second_process_hits_l2_then_l3_after_a_redis_flush(

@@ -8,16 +8,13 @@ rebuilds nothing itself and compares what the environments saw.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import support
 from tests.support import ROOT
 
 SHARED_MODULE = """
@@ -79,17 +76,7 @@ def environment(tmp_path: Path) -> Path:
 
 
 def run_environment(folder: Path, env: dict[str, str]) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", "import shared_types; shared_types.main()"],
-        cwd=folder,
-        env={**os.environ, **env, "PYTHONPATH": str(folder)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
-    return result
+    return support.run_environment(folder, env, "-c", "import shared_types; shared_types.main()")
 
 
 def test_dataclasses_and_pydantic_models_come_back_from_l2_and_l3(
