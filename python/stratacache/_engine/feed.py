@@ -135,6 +135,8 @@ class Checks:
         if guard is None:
             return False
         self.generation.checked()
+        if not guard.allowed(trace):  # its breaker is open: no wait, memory serves on
+            return False
         feed = self.feed
         if feed is None:
             shared = guard.read_counter(self.generation_key, trace)

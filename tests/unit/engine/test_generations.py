@@ -49,3 +49,30 @@ def test_the_callbacks_run_outside_the_lock() -> None:
     generation.on_change.append(lambda: held.append(generation._lock.locked()))
     generation.observe(2)
     assert held == [False]
+
+
+def test_an_open_breaker_keeps_the_generation_check_off_its_tier_until_its_probe() -> None:
+    from stratacache import CircuitBreaker, MemoryTier, TieredCache
+    from stratacache.metrics import MetricsRecorder
+    from tests.support import FakeSharedTier
+
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    breaker = CircuitBreaker(2, 30, clock=clock)
+    shared.breaker = breaker  # type: ignore[assignment]
+    cache = TieredCache(
+        [MemoryTier(timer=clock), shared], namespace="checks", clock=clock, monotonic=clock,
+        generation_check=1, recorder=MetricsRecorder(interval=3600),
+    )  # fmt: skip
+    cache.set("k", "v", ttl=600)
+    breaker.failure()
+    breaker.failure()  # open: the tier is down as far as this environment knows
+    shared.calls.clear()
+    for _ in range(5):  # five check periods of memory hits
+        clock.advance(2)
+        assert cache.get("k") == "v"
+    assert shared.calls == []  # no check waited on the open breaker's tier
+    clock.advance(30)  # the cooldown is over: one check is the breaker's probe
+    assert cache.get("k") == "v"
+    assert shared.calls in (["read_counter"], ["read_with_feed"])
+    assert breaker.state == "closed"
