@@ -72,6 +72,14 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three primaries of this test module's own, to pause or fill
+    without disturbing the session's :func:`redis_cluster`."""
+    with RedisClusterServers(3) as own:
+        yield own
+
+
 @pytest.fixture
 def own_redis() -> Iterator[Callable[..., RedisServer]]:
     """Start a Redis-compatible server of this test's own configuration, stopped after it.

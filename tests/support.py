@@ -603,6 +603,37 @@ def entry_keys(redis_client: Any) -> list[bytes]:
     return [key for key in redis_client.scan_iter() if b"#feed{" not in key]
 
 
+class MovingData:
+    """The data behind a cache: a version that moves, and a way to stop a reader in it.
+
+    ``read(key)`` answers ``key@v<version>`` and counts in ``reads``; set ``hold`` to an
+    event and the next read stops after reading (``holding`` is set) until it is set.
+    """
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.reads = 0
+        self.hold: threading.Event | None = None
+        self.holding = threading.Event()
+
+    def read(self, key: str) -> str:
+        self.reads += 1
+        seen = f"{key}@v{self.version}"
+        hold, self.hold = self.hold, None
+        if hold is not None:  # stop here, having read the old version
+            self.holding.set()
+            assert hold.wait(30)
+        return seen
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """``fn()`` started in a thread of its own; the thread, and a list that gets its result."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    return thread, out
+
+
 class Gate:
     """Stops the next gated call to a tier right after it returned, until released."""
 

@@ -50,7 +50,7 @@ def function_env(
     }
 
 
-def run_environment(
+def cold_start_and_invoke(
     build: Build, tmp_path: Path, name: str, env: dict[str, str], symbols: list[str]
 ) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
     """One cold start and ``symbols`` invocations; the bodies, and each invocation's EMF docs."""
@@ -99,23 +99,23 @@ def tiers(docs: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
 def test_the_example_runs_under_the_lambda_runtime_client(
     sam_built: Build, tmp_path: Path, function_env: dict[str, str], redis_client: Any
 ) -> None:
-    bodies, first = run_environment(sam_built, tmp_path, "first", function_env, ["AMZN"] * 2)
+    bodies, first = cold_start_and_invoke(sam_built, tmp_path, "first", function_env, ["AMZN"] * 2)
     assert tiers(first[0]) == {"L1": (0, 1, 0), "L2": (0, 1, 0), "L3": (0, 1, 0)}  # computed
     assert tiers(first[1]) == {"L1": (1, 0, 0)}  # warm: L1
 
-    more, second = run_environment(sam_built, tmp_path, "second", function_env, ["AMZN"] * 2)
+    more, second = cold_start_and_invoke(sam_built, tmp_path, "second", function_env, ["AMZN"] * 2)
     bodies += more
     assert tiers(second[0]) == {"L1": (0, 1, 0), "L2": (1, 0, 0)}  # a new environment: L2
     assert tiers(second[1]) == {"L1": (1, 0, 0)}  # promoted into its L1
 
     redis_client.flushall()
-    more, third = run_environment(sam_built, tmp_path, "third", function_env, ["AMZN"] * 2)
+    more, third = cold_start_and_invoke(sam_built, tmp_path, "third", function_env, ["AMZN"] * 2)
     bodies += more
     assert tiers(third[0]) == {"L1": (0, 1, 0), "L2": (0, 1, 0), "L3": (1, 0, 0)}
     assert tiers(third[1]) == {"L1": (1, 0, 0)}
     assert redis_client.dbsize() > 0  # the L3 hit was written back to Redis ...
 
-    more, fourth = run_environment(sam_built, tmp_path, "fourth", function_env, ["AMZN"])
+    more, fourth = cold_start_and_invoke(sam_built, tmp_path, "fourth", function_env, ["AMZN"])
     bodies += more
     assert tiers(fourth[0]) == {"L1": (0, 1, 0), "L2": (1, 0, 0)}  # ... and found there
 

@@ -26,12 +26,6 @@ IDS = list(range(100))
 KEYS = [f"key-{i}" for i in IDS]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers(3) as own:
-        yield own
-
-
 @pytest.fixture
 def tier(cluster: RedisClusterServers) -> Iterator[RedisTier]:
     tier = RedisTier(cluster.url, cluster=True, key_prefix="b:")

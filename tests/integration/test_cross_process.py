@@ -35,23 +35,23 @@ def environment_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run_environment(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_shared_fn(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     return support.run_environment(folder, env, "-m", "shared_fn")
 
 
 def test_a_second_process_hits_l2_then_l3_after_a_redis_flush(
     remote_env: dict[str, str], environment_module: Path, redis_client: Any
 ) -> None:
-    first = run_environment(environment_module, remote_env)
+    first = run_shared_fn(environment_module, remote_env)
     assert first["hits"] == {"L1": 0, "L2": 0, "L3": 0}
     assert first["value"]["computed_by"] != os.getpid()
 
-    second = run_environment(environment_module, remote_env)
+    second = run_shared_fn(environment_module, remote_env)
     assert second["hits"] == {"L1": 0, "L2": 1, "L3": 0}
     assert second["value"] == first["value"]
 
     redis_client.flushall()
-    third = run_environment(environment_module, remote_env)
+    third = run_shared_fn(environment_module, remote_env)
     assert third["hits"] == {"L1": 0, "L2": 0, "L3": 1}
     assert third["value"] == first["value"]
     promoted = [key for key in entry_keys(redis_client) if not key.endswith(b"#gen")]

@@ -75,14 +75,14 @@ def environment(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_environment(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_shared_types(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     return support.run_environment(folder, env, "-c", "import shared_types; shared_types.main()")
 
 
 def test_dataclasses_and_pydantic_models_come_back_from_l2_and_l3(
     remote_env: dict[str, str], environment: Path, redis_client: Any
 ) -> None:
-    first = run_environment(environment, remote_env)
+    first = run_shared_types(environment, remote_env)
     assert first["calls"] == ["quote", "order", "legacy"]
     assert first["hits"] == {"L1": 0, "L2": 0, "L3": 0}
     assert first["seen"]["quote"] == [
@@ -97,13 +97,13 @@ def test_dataclasses_and_pydantic_models_come_back_from_l2_and_l3(
         "LegacyOrder(id=8, placed=datetime.date(2026, 12, 1))",
     ]
 
-    from_l2 = run_environment(environment, remote_env)
+    from_l2 = run_shared_types(environment, remote_env)
     assert from_l2["calls"] == []
     assert from_l2["hits"] == {"L1": 0, "L2": 3, "L3": 0}
     assert from_l2["seen"] == first["seen"]
 
     redis_client.flushall()
-    from_l3 = run_environment(environment, remote_env)
+    from_l3 = run_shared_types(environment, remote_env)
     assert from_l3["calls"] == []
     assert from_l3["hits"] == {"L1": 0, "L2": 0, "L3": 3}
     assert from_l3["seen"] == first["seen"]
@@ -112,14 +112,14 @@ def test_dataclasses_and_pydantic_models_come_back_from_l2_and_l3(
 def test_an_environment_that_does_not_declare_the_type_misses_instead_of_importing(
     remote_env: dict[str, str], environment: Path
 ) -> None:
-    run_environment(environment, remote_env)
+    run_shared_types(environment, remote_env)
     module = environment / "shared_types.py"
     module.write_text(
         module.read_text().replace(
             "JsonSerializer(types=[Quote, Order, LegacyOrder])", "JsonSerializer(types=[Quote])"
         )
     )
-    undeclared = run_environment(environment, remote_env)
+    undeclared = run_shared_types(environment, remote_env)
     assert undeclared["calls"] == ["order", "legacy"]  # a miss: computed again, not imported
     assert undeclared["hits"]["L2"] == 1
     assert undeclared["seen"]["order"][0] == "shared_types.Order"

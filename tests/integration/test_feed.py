@@ -221,12 +221,6 @@ def test_a_chain_whose_only_shared_tier_is_dynamodb_keeps_no_feed(
 # ---------------------------------------------------------------- Redis Cluster
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers(3) as own:
-        yield own
-
-
 @pytest.mark.slow
 def test_each_namespace_has_its_own_feed_in_its_own_slot_of_a_cluster(
     cluster: RedisClusterServers,

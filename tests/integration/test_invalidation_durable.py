@@ -20,25 +20,10 @@ from stratacache import MemoryTier, cached_many, cached_tiered
 from stratacache.errors import InvalidationError
 from stratacache.tiers import DynamoDBTier, RedisTier
 from stratacache.tiers.base import Tier
+from tests.support import MovingData as Origin
+from tests.support import in_thread
 
 FILLER = b"x" * 10_000
-
-
-class Origin:
-    """The data behind the cache: a version that moves, and a way to stop a reader in it."""
-
-    def __init__(self) -> None:
-        self.version = 1
-        self.hold: threading.Event | None = None
-        self.holding = threading.Event()
-
-    def read(self, key: str) -> str:
-        seen = f"{key}@v{self.version}"
-        hold, self.hold = self.hold, None
-        if hold is not None:
-            self.holding.set()
-            assert hold.wait(30)
-        return seen
 
 
 class Fleet:
@@ -118,13 +103,6 @@ def fleet(
         return Fleet(own_redis(*config), dynamodb_client, table_name)
 
     return make
-
-
-def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-    thread = threading.Thread(target=lambda: out.append(fn()))
-    thread.start()
-    return thread, out
 
 
 # ------------------------------------------------------------------ a full Redis (noeviction)

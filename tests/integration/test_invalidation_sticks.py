@@ -16,27 +16,8 @@ from devkit.roundtrips import dynamodb_calls, redis_round_trips
 
 from stratacache import MemoryTier, cached_tiered
 from stratacache.tiers.base import Tier
-from tests.support import Gate, GatedDynamoDB, GatedRedis
-
-
-class Origin:
-    """The data behind the cache: a version that moves, and a way to stop a reader in it."""
-
-    def __init__(self) -> None:
-        self.version = 1
-        self.reads = 0
-        self.hold: threading.Event | None = None
-        self.holding = threading.Event()
-
-    def read(self, key: str) -> str:
-        self.reads += 1
-        seen = f"{key}@v{self.version}"
-        hold, self.hold = self.hold, None
-        if hold is not None:  # stop here, having read the old version
-            self.holding.set()
-            assert hold.wait(30)
-        return seen
-
+from tests.support import Gate, GatedDynamoDB, GatedRedis, in_thread
+from tests.support import MovingData as Origin
 
 Environment = Callable[..., Any]
 
@@ -67,13 +48,6 @@ def environment(redis_client: Any, dynamodb_client: Any, table_name: str) -> Env
         return price
 
     return make
-
-
-def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-    thread = threading.Thread(target=lambda: out.append(fn()))
-    thread.start()
-    return thread, out
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["lock", "no-lock"])

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from devkit.dax import moto_dax_client
-from devkit.faults import RedisClusterServers
 
 from stratacache.envelope import TOMBSTONE, Codec
 from stratacache.tiers import MISS, DynamoDBTier, RedisTier
@@ -46,12 +45,6 @@ def known_gap(request: pytest.FixtureRequest, **gaps: str) -> None:
 class Subject:
     tier: Any  # VersionedTier and CounterTier
     advance: Callable[[float], None]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers(3) as own:
-        yield own
 
 
 @pytest.fixture(params=["redis", "redis-cluster", "dynamodb", "dax", "fake"])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-SERVER_FIXTURES = frozenset({"redis_server", "moto_server", "redis_cluster"})
+SERVER_FIXTURES = frozenset({"redis_server", "moto_server", "redis_cluster", "cluster"})
 """The session's servers; every fixture that talks to one depends on one of these."""
 
 
