@@ -890,6 +890,20 @@ def throttle_call(client: Any, operation: str, nth: int) -> list[int]:
     return calls
 
 
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter with ``env`` added; fails if it fails."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
 def run_environment(folder: Path, env: dict[str, str], *argv: str) -> dict[str, Any]:
     """One more 'execution environment': a fresh interpreter running ``python *argv`` in
     ``folder`` (on its path); what it printed last, as JSON."""

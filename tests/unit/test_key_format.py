@@ -147,6 +147,7 @@ def closes_over(value: object) -> Any:
 def test_a_closure_is_named_by_a_digest_of_its_free_values() -> None:
     expected = f"{HERE}.scaled_by.<locals>.scale@" + digest("factor=i2;")[:12]
     assert function_id(scaled_by(2)) == expected
+    assert function_id(scaled_by(3)) != expected  # another value, another identity
 
 
 @pytest.mark.parametrize(

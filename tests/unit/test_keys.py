@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stratacache import ConfigurationError, KeyBuildError, MemoryTier, TieredCache, cached
+from stratacache import KeyBuildError, MemoryTier, TieredCache, cached
 from stratacache.keys import (
     MAX_DEPTH,
     MAX_KEY_LENGTH,
@@ -271,24 +271,6 @@ def test_two_lambdas_never_share_an_identity() -> None:
     first, second = (lambda x: x), (lambda x: -x)
     assert function_id(first) != function_id(second)
     assert function_id(first) == function_id(first)
-
-
-def scaled_by(factor: object) -> Any:
-    def scale(x: int) -> object:
-        return factor * x  # type: ignore[operator]
-
-    return scale
-
-
-def test_closures_over_different_values_have_different_identities() -> None:
-    assert function_id(scaled_by(2)) != function_id(scaled_by(3))
-    assert function_id(scaled_by(2)) == function_id(scaled_by(2))
-
-
-def test_a_closure_over_an_unkeyable_value_asks_for_a_namespace() -> None:
-    with pytest.raises(ConfigurationError, match=r"namespace="):
-        function_id(scaled_by(object()))
-    assert function_id(scaled_by(object()), closure=False).endswith("scaled_by.<locals>.scale")
 
 
 def test_a_redefined_function_of_the_same_name_gets_its_own_identity() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -19,14 +17,12 @@ import pytest
 from stratacache import MemoryTier, TieredCache, cached, lifecycle
 from stratacache.envelope import new_version
 from stratacache.freshness import Freshness
-from tests.support import FakeClock, FakeSnapshotRuntime, emf_lines, value
+from tests.support import FakeClock, FakeSnapshotRuntime, emf_lines, run_python, value
 
 
-def run_python(code: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    return json.loads(out.stdout.splitlines()[-1])
+def last_json(code: str) -> Any:
+    """What ``python -c code`` printed last, as JSON."""
+    return json.loads(run_python(code).stdout.splitlines()[-1])
 
 
 def test_the_hooks_are_registered_once_when_the_first_cache_is_built(
@@ -54,7 +50,7 @@ registered = [[f.__qualname__ for f, _, _ in runtime.get_before_snapshot()],
               [f.__qualname__ for f, _, _ in runtime.get_after_restore()]]
 print(json.dumps([registered, imported]))
 """
-    registered, imported = run_python(code)
+    registered, imported = last_json(code)
     assert registered == [["before_snapshot"], ["after_restore"]]
     assert imported == ["snapshot_restore_py"]
 
@@ -66,7 +62,7 @@ import snapshot_restore_py as runtime
 import stratacache
 print(json.dumps([runtime.get_before_snapshot(), runtime.get_after_restore()]))
 """
-    assert run_python(code) == [[], []]
+    assert last_json(code) == [[], []]
 
 
 def test_without_the_runtime_module_caches_work_and_nothing_is_registered() -> None:
@@ -78,7 +74,7 @@ from stratacache import cached, lifecycle
 def f(x): return x * 2
 print(json.dumps([f(2), lifecycle.install()]))
 """
-    assert run_python(code) == [4, False]
+    assert last_json(code) == [4, False]
 
 
 def test_restored_copies_draw_jitter_of_their_own(snapstart: FakeSnapshotRuntime) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -18,24 +16,11 @@ from stratacache import cached, log_cache_metrics
 from stratacache import metrics as stratacache_metrics
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers import MemoryTier
-from tests.support import cache_counts, emf_lines, value
+from tests.support import cache_counts, emf_lines, run_python, value
 
 THREADS = 8
 CALLS = 4000
 KEYS = 50
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
 
 
 def cloudwatch_documents(stdout: str) -> list[dict[str, Any]]:
