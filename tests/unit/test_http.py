@@ -757,6 +757,58 @@ def test_a_request_that_shared_an_answer_not_kept_runs_its_own_handler(clock: Fa
     assert answer_header(answers["joiner"], "Set-Cookie") == "session=2"
 
 
+@pytest.mark.parametrize(
+    ("status", "statuses", "cache_control"),
+    [
+        (400, None, "no-store"),
+        (503, None, "no-store"),
+        (302, None, None),
+        (404, {200, 404}, None),  # a status to keep: not kept only for its cookie
+    ],
+    ids=["400", "503", "302", "404-kept-status"],
+)
+def test_a_request_that_shared_an_error_runs_its_own_handler_and_gets_its_own_error(
+    status: int, statuses: set[int] | None, cache_control: str | None, clock: FakeClock
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(1)
+        number = len(calls)
+        if number == 1:
+            entered.set()
+            assert release.wait(30)
+        return {
+            "statusCode": status,
+            "headers": {"Set-Cookie": f"session={number}"},
+            "body": str(number),
+        }
+
+    options: dict[str, Any] = {} if statuses is None else {"statuses": statuses}
+    cached = memory_http(clock, **options)(handler)
+    answers: dict[str, Any] = {}
+
+    def ask(name: str) -> None:
+        answers[name] = cached(rest_v1_event(), None)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert entered.wait(30)
+    joiner = threading.Thread(target=ask, args=("joiner",))
+    joiner.start()
+    wait_until_parked_on_a_flight(joiner)
+    release.set()
+    first.join(30)
+    joiner.join(30)
+    for name, body in (("first", "1"), ("joiner", "2")):
+        answer = answers[name]
+        assert answer["statusCode"] == status
+        assert answer["body"] == body
+        assert answer_header(answer, "Set-Cookie") == f"session={body}"
+        assert answer_header(answer, "Cache-Control") == cache_control
+
+
 def wait_until_parked_on_a_flight(thread: threading.Thread) -> None:
     """Poll the thread's stack until it waits on another caller's computation."""
     for _ in range(3000):
@@ -863,3 +915,29 @@ def test_an_entry_of_another_format_under_the_key_is_replaced(clock: FakeClock) 
     assert answer["body"] == origin.body
     assert http.cache.get(http.key(request))["body"] == origin.body  # type: ignore[index]
     assert origin.calls == 1
+
+
+def test_an_entry_of_another_format_rewritten_again_and_again_is_given_up_on_after_two_tries(
+    clock: FakeClock,
+) -> None:
+    """Say an environment still on an older release writes its layout back each time."""
+    http = memory_http(clock)
+    request = HttpRequest.from_event(rest_v1_event())
+    assert request is not None
+    key = http.key(request)
+    older = {"v": 0, "body": "an older layout"}
+    http.cache.set(key, older)
+    deletes: list[str] = []
+    delete = http.cache.delete
+
+    def delete_and_see_it_written_back(name: str) -> bool:
+        deletes.append(name)
+        deleted = delete(name)
+        http.cache.set(name, older)
+        return deleted
+
+    http.cache.delete = delete_and_see_it_written_back  # type: ignore[method-assign]
+    origin = HttpOrigin()
+    answer = http(origin)(rest_v1_event(), None)
+    assert answer == origin(rest_v1_event(), None)  # the handler's own, untouched
+    assert deletes == [key, key]

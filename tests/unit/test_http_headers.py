@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratacache import ConfigurationError, MemoryTier, TieredCache
@@ -343,6 +344,7 @@ def test_a_private_answer_is_cache_controlled_for_its_caller_only(clock: FakeClo
         ({"Cache-Control": "max-age=60, PRIVATE"}, {}),
         ({}, {"multiValueHeaders": {"Cache-Control": ["no-cache"]}}),
         ({"Vary": "accept ,  COOKIE"}, {}),
+        ({"Vary": "Accept,Cookie"}, {}),
         ({"Vary": "*"}, {}),
         ({"Vary": "Accept"}, {"multiValueHeaders": {"vary": ["Authorization"]}}),
     ],
@@ -352,6 +354,7 @@ def test_a_private_answer_is_cache_controlled_for_its_caller_only(clock: FakeClo
         "private",
         "multi-no-cache",
         "vary-cookie",
+        "vary-list",
         "vary-star",
         "multi-vary",
     ],
@@ -439,18 +442,34 @@ def test_a_status_left_out_of_statuses_passes_through_untouched(clock: FakeClock
     assert answer_header(handler(rest_v1_event(), None), "Cache-Control") == "no-store"
 
 
-def test_a_stale_answer_is_served_when_the_handler_fails_with_5xx(clock: FakeClock) -> None:
+@pytest.mark.parametrize("status", [500, 502, 599])
+def test_a_stale_answer_is_served_when_the_handler_fails_with_5xx(
+    status: int, clock: FakeClock
+) -> None:
     origin = HttpOrigin()
     handler = memory_http(clock, grace=30)(origin)
     handler(rest_v1_event(), None)
     clock.advance(70)
-    origin.status = 502
+    origin.status = status
     answer = handler(rest_v1_event(), None)
     assert answer["statusCode"] == 200
     assert answer["body"] == JSON
     assert answer_header(answer, "Cache-Control") == (
         "max-age=0, s-maxage=0, stale-while-revalidate=30, stale-if-error=30"
     )
+
+
+def test_an_answer_not_kept_leaves_the_stale_answer_in_place(clock: FakeClock) -> None:
+    origin = HttpOrigin()
+    handler = memory_http(clock, grace=30)(origin)
+    handler(rest_v1_event(), None)
+    clock.advance(70)
+    origin.status = 499
+    assert handler(rest_v1_event(), None)["statusCode"] == 499  # a client error: passed on
+    origin.status = 500
+    answer = handler(rest_v1_event(), None)
+    assert (answer["statusCode"], answer["body"]) == (200, JSON)  # the stale one, still kept
+    assert origin.calls == 3
 
 
 @pytest.mark.parametrize(
@@ -698,6 +717,17 @@ def test_a_powertools_response_is_stored_as_the_proxy_answer_it_becomes(clock: F
         calls.append("empty")
         return Response(204, None, None)
 
+    @app.get("/mine", middlewares=[http.middleware])
+    def mine() -> Response[str]:
+        calls.append("mine")
+        return Response(200, "text/plain", "mine", cookies=[Cookie("s", "1")])
+
+    for _ in range(2):
+        answer = app.resolve(rest_v1_event("/mine"), LAMBDA_CONTEXT)  # the route's own answer
+        assert (answer["statusCode"], answer["body"]) == (200, "mine")
+        assert answer["multiValueHeaders"]["Set-Cookie"] == ["s=1; Secure"]
+        assert answer["multiValueHeaders"]["Content-Type"] == ["text/plain"]
+        assert "ETag" not in answer["multiValueHeaders"]
     for _ in range(2):
         answer = app.resolve(rest_v1_event("/image"), LAMBDA_CONTEXT)
         assert base64.b64decode(answer["body"]) == png
@@ -712,4 +742,4 @@ def test_a_powertools_response_is_stored_as_the_proxy_answer_it_becomes(clock: F
         answer = app.resolve(rest_v1_event("/empty"), LAMBDA_CONTEXT)
         assert answer["statusCode"] == 204
         assert answer["body"] in ("", None)
-    assert calls == ["image", "dict", "empty"]
+    assert calls == ["mine", "mine", "image", "dict", "empty"]
