@@ -918,7 +918,7 @@ def test_an_entry_of_another_format_under_the_key_is_replaced(clock: FakeClock) 
 
 
 def test_an_entry_of_another_format_rewritten_again_and_again_is_given_up_on_after_two_tries(
-    clock: FakeClock,
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Say an environment still on an older release writes its layout back each time."""
     http = memory_http(clock)
@@ -936,7 +936,7 @@ def test_an_entry_of_another_format_rewritten_again_and_again_is_given_up_on_aft
         http.cache.set(name, older)
         return deleted
 
-    http.cache.delete = delete_and_see_it_written_back  # type: ignore[method-assign]
+    monkeypatch.setattr(http.cache, "delete", delete_and_see_it_written_back)
     origin = HttpOrigin()
     answer = http(origin)(rest_v1_event(), None)
     assert answer == origin(rest_v1_event(), None)  # the handler's own, untouched

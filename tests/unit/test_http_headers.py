@@ -276,8 +276,15 @@ def test_a_2_0_handler_s_bare_value_is_stored_as_a_json_200(
 )
 def test_what_is_no_proxy_answer_passes_through_untouched(made: object, clock: FakeClock) -> None:
     http = memory_http(clock)
+    calls: list[object] = []
+
+    def handler() -> object:
+        calls.append(made)
+        return made
+
     for _ in range(2):
-        assert http.handle(rest_v1_event(), lambda: made) is made
+        assert http.handle(rest_v1_event(), handler) is made
+    assert len(calls) == 2  # once a request
     if made is None:
         assert http.handle(http_v2_event(), lambda: None) is None
 
@@ -318,9 +325,13 @@ def test_what_is_no_proxy_answer_passes_through_untouched(made: object, clock: F
 def test_cache_control_for_a_remaining_lifetime(
     options: dict[str, Any], remaining: float, private: bool, expected: str, clock: FakeClock
 ) -> None:
-    grace = options.pop("grace", None)
-    http = memory_http(clock, grace=grace, **options)
+    settings = dict(options)  # the parameters are shared by every run of the test
+    http = memory_http(clock, grace=settings.pop("grace", None), **settings)
     assert http.cache_control(remaining, private) == expected
+
+
+def test_cache_control_is_for_shared_caches_unless_asked(clock: FakeClock) -> None:
+    assert memory_http(clock).cache_control(42.7) == "max-age=42, s-maxage=42"
 
 
 def test_a_private_answer_is_cache_controlled_for_its_caller_only(clock: FakeClock) -> None:
@@ -444,19 +455,21 @@ def test_a_status_left_out_of_statuses_passes_through_untouched(clock: FakeClock
 
 @pytest.mark.parametrize("status", [500, 502, 599])
 def test_a_stale_answer_is_served_when_the_handler_fails_with_5xx(
-    status: int, clock: FakeClock
+    status: int, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     origin = HttpOrigin()
     handler = memory_http(clock, grace=30)(origin)
     handler(rest_v1_event(), None)
     clock.advance(70)
     origin.status = status
-    answer = handler(rest_v1_event(), None)
+    with caplog.at_level("WARNING", logger="stratacache"):
+        answer = handler(rest_v1_event(), None)
     assert answer["statusCode"] == 200
     assert answer["body"] == JSON
     assert answer_header(answer, "Cache-Control") == (
         "max-age=0, s-maxage=0, stale-while-revalidate=30, stale-if-error=30"
     )
+    assert f"refreshing it failed: _ServerError: the handler answered {status}" in caplog.text
 
 
 def test_an_answer_not_kept_leaves_the_stale_answer_in_place(clock: FakeClock) -> None:
@@ -680,12 +693,29 @@ def test_the_decorator_hands_every_setting_to_its_http_cache(clock: FakeClock) -
     assert quote.__wrapped__.__name__ == "quote"
 
 
-def test_the_decorator_s_namespace_reaches_the_default_cache() -> None:
-    @http_cached(namespace="shop")
+def test_the_decorator_s_settings_reach_the_default_cache(clock: FakeClock) -> None:
+    @http_cached(namespace="shop", ttl=45, clock=clock)
     def quote(event: dict[str, Any], context: object) -> dict[str, Any]:
         return ok()
 
     assert quote.http_cache.cache.namespace == "shop:http"
+    assert (quote.http_cache.ttl, quote.http_cache.cache.default_ttl) == (45, 45)
+    assert quote.http_cache.clock is clock
+    assert quote.http_cache.cache.clock is clock
+
+
+def test_the_bare_decorator_keeps_no_answer_to_a_caller_with_credentials() -> None:
+    calls: list[str] = []
+
+    @http_cached
+    def quote(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(event["rawPath"])
+        return ok()
+
+    event = http_v2_event("/bare-decorator", headers={"Authorization": "Bearer a"})
+    for _ in range(2):
+        assert answer_header(quote(event, None), "Cache-Control") == "private, no-store"
+    assert len(calls) == 2
 
 
 def test_the_decorator_refuses_what_is_no_handler() -> None:
@@ -728,6 +758,16 @@ def test_a_powertools_response_is_stored_as_the_proxy_answer_it_becomes(clock: F
         assert answer["multiValueHeaders"]["Set-Cookie"] == ["s=1; Secure"]
         assert answer["multiValueHeaders"]["Content-Type"] == ["text/plain"]
         assert "ETag" not in answer["multiValueHeaders"]
+
+    @app.get("/gone", middlewares=[http.middleware])
+    def gone() -> Response[str]:
+        calls.append("gone")
+        return Response(404, "text/plain", "gone", cookies=[Cookie("s", "2")])
+
+    answer = app.resolve(rest_v1_event("/gone"), LAMBDA_CONTEXT)  # an error: marked no-store
+    assert (answer["statusCode"], answer["body"]) == (404, "gone")
+    assert answer["multiValueHeaders"]["Set-Cookie"] == ["s=2; Secure"]
+    assert answer["multiValueHeaders"]["Cache-Control"] == ["no-store"]
     for _ in range(2):
         answer = app.resolve(rest_v1_event("/image"), LAMBDA_CONTEXT)
         assert base64.b64decode(answer["body"]) == png
@@ -742,4 +782,4 @@ def test_a_powertools_response_is_stored_as_the_proxy_answer_it_becomes(clock: F
         answer = app.resolve(rest_v1_event("/empty"), LAMBDA_CONTEXT)
         assert answer["statusCode"] == 204
         assert answer["body"] in ("", None)
-    assert calls == ["mine", "mine", "image", "dict", "empty"]
+    assert calls == ["mine", "mine", "gone", "image", "dict", "empty"]
