@@ -85,7 +85,16 @@ MODULES: tuple[Target, ...] = (
     Target("_engine/invalidation.py", ENGINE_TESTS, 0.8),
     Target("_engine/compute.py", ENGINE_TESTS, 0.8),
     Target("_engine/chain.py", ENGINE_TESTS, 0.8),
-    Target("http.py", ("tests/unit/test_http.py", "tests/unit/test_should_cache.py"), 0.8),
+    Target(
+        "http.py",
+        (
+            "tests/unit/test_http.py",
+            "tests/unit/test_http_requests.py",
+            "tests/unit/test_http_headers.py",
+            "tests/unit/test_should_cache.py",
+        ),
+        0.8,
+    ),
 )
 
 _PYPROJECT = """

@@ -920,3 +920,58 @@ def run_environment(folder: Path, env: dict[str, str], *argv: str) -> dict[str, 
     )
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
     return result
+
+
+# --- HTTP helpers ---
+# HttpCache over one in-memory tier and a fake clock, and reading an answer's headers,
+# for the HTTP unit tests. Imported here, at the end, so that other helpers' blocks merge.
+from stratacache.freshness import Freshness  # noqa: E402
+from stratacache.http import HttpCache  # noqa: E402
+from stratacache.tiered import TieredCache  # noqa: E402
+
+
+class HttpOrigin:
+    """A Lambda handler that counts its calls and answers what it is told to."""
+
+    def __init__(self, body: str = '{"price": 1.5}', status: int = 200) -> None:
+        self.calls = 0
+        self.status = status
+        self.body = body
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+        self.extra: dict[str, Any] = {}
+
+    def __call__(self, event: dict[str, Any], context: object) -> dict[str, Any]:
+        self.calls += 1
+        return {
+            "statusCode": self.status,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "isBase64Encoded": False,
+            **self.extra,
+        }
+
+
+def http_memory_cache(clock: FakeClock, grace: float | None = None) -> TieredCache:
+    """The tiers of an HTTP cache in tests: one memory tier, ttl 60, on ``clock``."""
+    return TieredCache(
+        [MemoryTier(timer=clock)],
+        ttl=60,
+        namespace="test",
+        clock=clock,
+        freshness=Freshness(grace=grace),
+    )
+
+
+def memory_http(clock: FakeClock, grace: float | None = None, **options: Any) -> HttpCache:
+    """An :class:`HttpCache` with ttl 60 over :func:`http_memory_cache`."""
+    return HttpCache(
+        ttl=60, grace=grace, cache=http_memory_cache(clock, grace), clock=clock, **options
+    )
+
+
+def answer_header(answer: dict[str, Any], name: str) -> str | None:
+    """A header of a proxy answer's ``headers``, its name in any case; ``None`` if absent."""
+    for key, value in (answer.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
