@@ -106,10 +106,6 @@ def _ms(at: float | None) -> int:
     return min(_MAX_MS, max(1, int(-(-at * 1000 // 1))))
 
 
-def _seconds(ms: int) -> float | None:
-    return ms / 1000 if ms else None
-
-
 def resolve_signing_key(explicit: bytes | str | None, serializer: Serializer) -> bytes | None:
     """The key entries are signed with: the argument, the serializer's, or the environment's."""
     key: bytes | str | None = explicit

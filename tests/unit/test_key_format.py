@@ -101,6 +101,7 @@ def test_the_layout_of_entries_and_generations() -> None:
     layout = KeyLayout(("stratacache", "app.quote"))
     assert layout.prefix == "stratacache:app.quote|"
     assert layout.generation_key == "stratacache:app.quote#gen"
+    assert layout.feed_key == "stratacache:app.quote#feed{stratacache:app.quote}"
     assert layout.key("a b") == "stratacache:app.quote|a%20b"
 
 

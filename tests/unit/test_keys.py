@@ -25,6 +25,7 @@ from stratacache.keys import (
     KeyLayout,
     KeyMaker,
     canonical,
+    digest,
     encode_segment,
     function_id,
     lock_key,
@@ -231,6 +232,30 @@ def test_the_layout_is_injective(ns_a: list[str], key_a: str, ns_b: list[str], k
     assert (a.key(key_a) == b.key(key_b)) == same
     assert a.key(key_a).startswith(b.prefix) == (ns_a == ns_b)
     assert not a.key(key_a).startswith(b.generation_key)
+
+
+HEAD = "f:a|"
+ROOM = MAX_KEY_LENGTH - len("t|" + encode_segment(HEAD))  # the longest safe tail kept whole
+
+
+@pytest.mark.parametrize(
+    ("tail", "whole"),
+    [
+        ("i1", True),
+        ("a b", True),  # encoded
+        ("x" * ROOM, True),  # exactly at the limit
+        ("x" * (ROOM + 1), False),  # one past it
+        ("x" * 2000, False),
+        ("\u00e9" * 300, False),  # short, but six times as long encoded
+    ],
+    ids=["safe", "unsafe", "at-limit", "past-limit", "long", "long-encoded"],
+)
+def test_keys_under_one_head_are_the_layouts_keys(tail: str, whole: bool) -> None:
+    layout = KeyLayout("t")
+    stored = layout.keys_under(HEAD)(tail)
+    assert stored == layout.key(HEAD + tail)
+    expected = "t|f%3Aa%7C" + encode_segment(tail) if whole else "t|~" + digest(HEAD + tail)
+    assert stored == expected
 
 
 def test_long_keys_are_shortened_within_the_limit_and_keep_their_namespace() -> None:
