@@ -124,3 +124,20 @@ def test_written_records_carry_their_expiry_and_refresh_facts_in_every_tier() ->
     got = chain.read(key, chain.begin())
     assert got is not None
     assert (got.value, got.stale_at, got.delta) == ("v", clock() + 60, 0.0)
+
+
+def test_a_memory_only_cache_with_a_limit_keeps_any_value_and_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    cache = TieredCache(
+        [MemoryTier(timer=clock, max_value_bytes=100)], namespace="write", ttl=60, clock=clock,
+        monotonic=clock, recorder=MetricsRecorder(interval=3600),
+    )  # fmt: skip
+    thing = object()
+    with caplog.at_level("WARNING", logger="stratacache"):
+        cache.set("k", thing)
+        cache.set_many({"k2": thing})
+    assert messages(caplog) == []  # there is no shared tier to leave it out of
+    assert cache.get("k") is thing
+    assert cache.get("k2") is thing
