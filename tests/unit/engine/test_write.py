@@ -462,3 +462,48 @@ def test_every_memory_tier_takes_a_batch() -> None:
     cache._engine.chain.write_many({cache.full_key("f"): "w"}, cache._engine.chain.begin())
     assert first.get(cache.full_key("k")) == second.get(cache.full_key("k")) == "v"
     assert first.get(cache.full_key("f")) == second.get(cache.full_key("f")) == "w"
+
+
+def test_a_tier_that_failed_earlier_in_an_operation_is_neither_written_nor_measured(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    memory, l3 = MemoryTier(timer=clock), FakeSharedTier(clock, "L3")
+    l2 = FaultyTier(clock, "L2", max_value_bytes=100)
+    cache = cache_over(clock, memory, l2, l3)
+    chain = cache._engine.chain
+    cache_over(clock, MemoryTier(timer=clock), l3).set("found", "x" * 300)
+    l2.failing = {"get", "get_many", "get_with_counter", "read_counter"}
+    with caplog.at_level("WARNING", logger="stratacache"):
+        trace = chain.begin()
+        assert chain.read(cache.full_key("k"), trace) is None
+        chain.write(cache.full_key("k"), "x" * 300, trace)
+        trace = chain.begin()
+        assert chain.read_many([cache.full_key("m")], trace) == {}
+        chain.write_many({cache.full_key("m"): "x" * 300}, trace)
+        assert cache.get("found") == "x" * 300  # promoted past L2
+    assert not [line for line in messages(caplog) if "exceed its limit" in line]
+    assert l2.data == {}
+
+
+class SetFailingMemory(MemoryTier):
+    """A memory tier whose writes fail (a custom tier's, say); ``sets`` counts them."""
+
+    def __init__(self, timer: FakeClock) -> None:
+        super().__init__(timer=timer)
+        self.sets = 0
+
+    def set(self, key: str, value: object, ttl: float | None) -> None:
+        self.sets += 1
+        raise RuntimeError("no room")
+
+
+def test_a_memory_tier_that_failed_a_promotion_is_not_written_again_by_the_refresh() -> None:
+    clock = FakeClock()
+    memory = SetFailingMemory(clock)
+    cache = cache_over(clock, memory, FakeSharedTier(clock), freshness=Freshness(grace=30))
+    cache.set("k", "v")
+    clock.advance(61)  # stale in L2
+    memory.sets = 0
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert memory.sets == 1  # the promotion's; the refresh's write skips the failed tier
