@@ -327,6 +327,8 @@ def test_a_read_goes_past_a_tier_that_is_skipped_or_fails() -> None:
     assert open_l2.get_many(["k", "x"]) == {"k": "v"}
     # A skip per lookup and per promotion into L2; none for a batch that promotes nothing.
     assert open_l2.stats()["L2"]["errors"] == 3
+    open_l2.tiers[0].clear("")
+    assert open_l2.get_many(["k"]) == {"k": "v"}  # past the open L2 to L3
     l2.breaker = None
     l2.failing = {"get_many"}
     memory.clear()
@@ -419,3 +421,38 @@ def test_a_durable_counter_that_cannot_be_read_keeps_that_tier_out_of_the_batch(
     chain.write_many({cache.full_key("k"): "v"}, trace)
     assert cache.full_key("k") not in l3.data  # it failed in this batch: skipped since
     assert cache.full_key("k") in l2.data
+
+
+class BytearrayTier(FakeSharedTier):
+    """A shared tier whose client answers a bytearray, not bytes."""
+
+    def get(self, key: str) -> object:
+        raw = super().get(key)
+        return bytearray(raw) if isinstance(raw, bytes) else raw
+
+
+def test_an_entry_read_as_a_bytearray_is_read_like_bytes() -> None:
+    clock = FakeClock()
+    shared = BytearrayTier(clock)
+    cache = cache_over(clock, MemoryTier(timer=clock), shared)
+    cache.set("k", "v")
+    cache.tiers[0].clear("")
+    assert cache.get("k") == "v"
+    assert counts(cache, 1) == (1, 0, 0)
+
+
+def test_a_batch_whose_read_skipped_every_tier_still_writes_its_generation() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock)
+    shared = FaultyTier(clock, breaker=breaker)
+    cache = cache_over(clock, shared)
+    chain = cache._engine.chain
+    chain.generation.observe(2)
+    chain.generation.checked()  # no generation check due
+    breaker.failure()
+    trace = chain.begin()
+    assert chain.read_many([cache.full_key("k")], trace) == {}  # skipped: the breaker is open
+    clock.advance(10)  # the computation took the cooldown: the write probes the tier
+    chain.write_many({cache.full_key("k"): "v"}, trace)
+    key = cache.full_key("k")
+    assert chain.codec.decode(key, shared.data[key][0]).generation == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -338,10 +339,13 @@ def test_an_explicit_write_wins_over_a_fill_that_began_before_it_and_ends_its_fl
     cache = cache_over(clock, memory)
     chain = cache._engine.chain
     key = cache.full_key("k")
+    other = cache.full_key("other")
     fill = chain.begin()
     assert chain.flights.try_lead(key)
+    assert chain.flights.try_lead(other)
     cache.set("k", "new")
     assert chain.flights.try_lead(key)  # a caller after the write does not join the old flight
+    assert not chain.flights.try_lead(other)  # another key's flight goes on
     chain.flights.release(key)
     chain.write(key, "old", fill)
     assert memory.get(key) == "new"
@@ -497,6 +501,10 @@ class SetFailingMemory(MemoryTier):
         self.sets += 1
         raise RuntimeError("no room")
 
+    def set_many(self, items: Mapping[str, object], ttl: float | None) -> None:
+        self.sets += 1
+        raise RuntimeError("no room")
+
 
 def test_a_memory_tier_that_failed_a_promotion_is_not_written_again_by_the_refresh() -> None:
     clock = FakeClock()
@@ -507,3 +515,47 @@ def test_a_memory_tier_that_failed_a_promotion_is_not_written_again_by_the_refre
     memory.sets = 0
     assert cache.get_or_compute("k", lambda: "new") == "new"
     assert memory.sets == 1  # the promotion's; the refresh's write skips the failed tier
+
+
+def test_a_tier_that_failed_a_batch_write_is_not_asked_by_the_next_batch_of_the_operation() -> None:
+    clock = FakeClock()
+    memory, shared = SetFailingMemory(clock), FaultyTier(clock)
+    cache = cache_over(clock, memory, shared)
+    chain = cache._engine.chain
+    shared.failing = {"swap_many"}
+    trace = chain.begin()
+    chain.write_many({cache.full_key("a"): 1, cache.full_key("b"): 2}, trace)
+    chain.write_many({cache.full_key("c"): None, cache.full_key("d"): None}, trace, ttl=5)
+    assert shared.calls.count("swap_many") == 1
+    assert memory.sets == 1
+
+
+class KeepRecordingTier(FaultyTier):
+    """Notes how long each write asks it to keep its record: like DynamoDB, whose ttl is
+    what the write says, it keeps no record longer on its own."""
+
+    def __init__(self, clock: FakeClock, name: str = "L2") -> None:
+        super().__init__(clock, name)
+        self.keeps: dict[str, float | None] = {}
+
+    def swap(self, key: str, blob: bytes, keep: float | None, expect: bytes | None) -> Any:
+        self.keeps[key] = keep
+        return super().swap(key, blob, keep, expect)
+
+
+def test_what_replaces_a_tombstone_is_kept_at_least_as_long_as_the_tombstone() -> None:
+    clock = FakeClock()
+    memory, l2, l3 = MemoryTier(timer=clock), KeepRecordingTier(clock), FakeSharedTier(clock, "L3")
+    cache = cache_over(clock, memory, l2, l3, lock=False)
+    chain = cache._engine.chain
+    for name in ("one", "many", "promoted"):
+        cache.invalidate(name)  # a tombstone kept 900 s
+    assert cache.get_or_compute("one", lambda: "v") == "v"
+    assert l2.keeps[cache.full_key("one")] == 900
+    trace = chain.begin()
+    assert chain.read_many([cache.full_key("many")], trace) == {}
+    chain.write_many({cache.full_key("many"): "v"}, trace)
+    assert l2.keeps[cache.full_key("many")] == 900
+    cache_over(clock, MemoryTier(timer=clock), l3).set("promoted", "v")  # L3 only
+    assert cache.get("promoted") == "v"
+    assert l2.keeps[cache.full_key("promoted")] == 900
