@@ -19,6 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from stratacache.breaker import CircuitBreaker
+from stratacache.freshness import Freshness
+from stratacache.http import HttpCache
+from stratacache.tiered import TieredCache
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
 from stratacache.tiers.base import FeedEntries, Missing
 
@@ -924,10 +928,7 @@ def run_environment(folder: Path, env: dict[str, str], *argv: str) -> dict[str, 
 
 # --- HTTP helpers ---
 # HttpCache over one in-memory tier and a fake clock, and reading an answer's headers,
-# for the HTTP unit tests. Imported here, at the end, so that other helpers' blocks merge.
-from stratacache.freshness import Freshness  # noqa: E402
-from stratacache.http import HttpCache  # noqa: E402
-from stratacache.tiered import TieredCache  # noqa: E402
+# for the HTTP unit tests.
 
 
 class HttpOrigin:
@@ -975,3 +976,142 @@ def answer_header(answer: dict[str, Any], name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value)
     return None
+
+
+# --- engine fakes (chain mutation tests) ---
+
+
+class FaultyTier(FakeSharedTier):
+    """A :class:`FakeSharedTier` whose operations named in ``failing`` raise, as a tier that
+    times out does; ``failing`` may change mid-test (from inside a computation, say).
+
+    A failed call is listed in ``calls`` too, under the operation's name.
+    """
+
+    breaker: CircuitBreaker | None = None  # type: ignore[assignment]
+    max_value_bytes: int | None = None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        name: str = "L2",
+        *,
+        breaker: CircuitBreaker | None = None,
+        max_value_bytes: int | None = None,
+    ) -> None:
+        super().__init__(clock, name)
+        self.breaker = breaker
+        self.max_value_bytes = max_value_bytes
+        self.failing: set[str] = set()
+
+    def _check(self, operation: str) -> None:
+        if operation in self.failing:
+            self.calls.append(operation)
+            raise ConnectionError(f"{self.name} {operation} timed out")
+
+    def get(self, key: str) -> object:
+        self._check("get")
+        return super().get(key)
+
+    def get_many(self, keys: Any) -> list[object]:
+        self._check("get_many")
+        return super().get_many(keys)
+
+    def swap(self, key: str, blob: bytes, keep: float | None, expect: bytes | None) -> Any:
+        self._check("swap")
+        return super().swap(key, blob, keep, expect)
+
+    def swap_many(self, items: Any) -> list[bool]:
+        self._check("swap_many")
+        return super().swap_many(items)
+
+    def delete_if(self, key: str, expect: bytes) -> bool:
+        self._check("delete_if")
+        return super().delete_if(key, expect)
+
+    def read_counter(self, key: str) -> int:
+        self._check("read_counter")
+        return super().read_counter(key)
+
+    def get_with_counter(self, key: str, counter: str) -> tuple[object, int | None]:
+        self._check("get_with_counter")
+        return super().get_with_counter(key, counter)
+
+
+class RestoringTier(FaultyTier):
+    """A :class:`FaultyTier` that, like ``RedisTier``, can write a counter it lost back
+    (``raise_counter``), alone or with a write in the same round trip; a counter never
+    bumped (or lost) reads as ``None`` with a get, as the protocol says."""
+
+    def raise_counter(self, key: str, floor: int) -> int:
+        self.calls.append("raise_counter")
+        self.counters[key] = max(self.counters.get(key, 0), floor)
+        return self.counters[key]
+
+    def swap(
+        self,
+        key: str,
+        blob: bytes,
+        keep: float | None,
+        expect: bytes | None,
+        counter: tuple[str, int] | None = None,
+    ) -> Any:
+        done = super().swap(key, blob, keep, expect)
+        if counter is not None:
+            self.raise_counter(*counter)
+        return done
+
+    def swap_many(self, items: Any, counter: tuple[str, int] | None = None) -> list[bool]:
+        done = super().swap_many(items)
+        if counter is not None:
+            self.raise_counter(*counter)
+        return done
+
+
+class FakeFeedTier(FaultyTier):
+    """A :class:`FaultyTier` that keeps an invalidation feed per namespace too (``FeedTier``).
+
+    ``feeds[feed]`` lists ``(id, keys)`` oldest first, ids ``"1-0"``, ``"2-0"``, ...; a
+    test trims one by deleting its oldest entries, or drops it, as a flushed server would.
+    """
+
+    def __init__(self, clock: Callable[[], float], name: str = "L2") -> None:
+        from stratacache.tiers.base import Capabilities
+
+        super().__init__(clock, name)
+        self.capabilities = Capabilities(versioned=True, counter=True, feed=True)
+        self.feeds: dict[str, FeedEntries] = {}
+        self.published = 0
+
+    def publish(self, feed: str, keys: Any) -> str:
+        self._check("publish")
+        self.calls.append("publish")
+        self.published += 1
+        entry_id = f"{self.published}-0"
+        self.feeds.setdefault(feed, []).append((entry_id, tuple(keys)))
+        return entry_id
+
+    def _entries(self, feed: str, after: str | None, count: int) -> FeedEntries:
+        entries = self.feeds.get(feed, [])
+        if after is None:
+            return entries[-1:]
+        if after == "":
+            return entries[:count]
+        start = int(after.split("-")[0])
+        return [entry for entry in entries if int(entry[0].split("-")[0]) >= start][:count]
+
+    def read_with_feed(
+        self, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[int | None, FeedEntries]:
+        self._check("read_with_feed")
+        self.calls.append("read_with_feed")
+        return self.counters.get(counter), self._entries(feed, after, count)
+
+    def get_with_feed(
+        self, key: str, counter: str, feed: str, after: str | None, count: int
+    ) -> tuple[object, int | None, FeedEntries]:
+        self._check("get_with_feed")
+        self.calls.append("get_with_feed")
+        found = FakeSharedTier.get(self, key)
+        self.calls.pop()
+        return found, self.counters.get(counter), self._entries(feed, after, count)

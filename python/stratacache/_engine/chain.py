@@ -526,8 +526,7 @@ class Chain:
                     del values[full_key]
                 except SerializationError as exc:
                     local.add(full_key)
-                    if self.remote:
-                        self.warn_unshareable(full_key, exc)
+                    self.warn_unshareable(full_key, exc)
         generation = trace.generation
         for guard in self.write_order:
             lifetime = guard.tier.ttl if guard.tier.ttl is not None else lifetime_default
@@ -566,8 +565,9 @@ class Chain:
                         del values[key]
 
     def warn_unshareable(self, full_key: str, exc: SerializationError) -> None:
-        """One warning per cache (a decorated function's) that values stay out of shared tiers."""
-        if not self.warned:
+        """One warning per cache (a decorated function's) that values stay out of its shared
+        tiers; none when it has none."""
+        if self.remote and not self.warned:
             self.warned = True
             logger.warning(
                 "stratacache left %s out of the shared tiers, in memory only: %s"

@@ -9,6 +9,7 @@ import pytest
 
 from stratacache import MemoryTier, TieredCache
 from stratacache._engine.singleflight import SingleFlight
+from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
 from tests.support import FakeClock, FakeSharedTier
 
@@ -130,3 +131,21 @@ def test_a_forgotten_flight_is_not_joined() -> None:
     flights.forget("k")
     assert flights.try_lead("k")  # a caller after an invalidation starts a new flight
     flights.release("k")
+
+
+def test_the_fast_path_reads_memory_directly_only_when_memory_comes_first_with_plain_values() -> (
+    None
+):
+    clock = FakeClock()
+    plain = environment(FakeSharedTier(clock), clock)
+    assert plain._engine.chain.l1 is plain.tiers[0]
+    fresh = environment(FakeSharedTier(clock), clock, freshness=Freshness(grace=30))
+    assert fresh._engine.chain.l1 is None  # memory holds refresh facts with the values
+    shared_first = TieredCache(
+        [FakeSharedTier(clock), MemoryTier(timer=clock)], namespace="chain", clock=clock
+    )
+    assert shared_first._engine.chain.l1 is None
+    nothing = TieredCache([], namespace="chain", clock=clock)
+    assert nothing._engine.chain.l1 is None
+    nothing.set("k", "v")
+    assert nothing.get("k") is None
