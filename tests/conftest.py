@@ -26,7 +26,7 @@ for _name in list(os.environ):
 import stratacache.tiers  # noqa: E402 - after the environment is made safe
 from stratacache import lifecycle, metrics  # noqa: E402
 from stratacache.tiers import DynamoDBTier, RedisTier  # noqa: E402
-from tests.support import REDIS_SECRET, FakeSnapshotRuntime  # noqa: E402
+from tests.support import REDIS_SECRET, FakeClock, FakeSnapshotRuntime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +154,12 @@ def remote_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake wall clock that moves only when the test advances it."""
+    return FakeClock()
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from stratacache.breaker import CircuitBreaker
 from stratacache.freshness import Freshness
 from stratacache.http import HttpCache
+from stratacache.metrics import MetricsRecorder
 from stratacache.tiered import TieredCache
 from stratacache.tiers import DynamoDBTier, MemoryTier, RedisTier
-from stratacache.tiers.base import FeedEntries, Missing
+from stratacache.tiers.base import FeedEntries, Missing, Tier
 
 T = TypeVar("T")
 
@@ -1115,3 +1116,38 @@ class FakeFeedTier(FaultyTier):
         found = FakeSharedTier.get(self, key)
         self.calls.pop()
         return found, self.counters.get(counter), self._entries(feed, after, count)
+
+
+def cache_over(clock: FakeClock, *tiers: Tier, **options: Any) -> TieredCache:
+    """A cache over ``tiers`` for the engine's unit tests: every clock is ``clock``, a 60 s
+    ttl, the generation read every 5 s, metrics kept (never flushed); ``options`` override."""
+    settings: dict[str, Any] = {
+        "namespace": "engine",
+        "ttl": 60,
+        "generation_check": 5,
+        "recorder": MetricsRecorder(interval=3600),
+        **options,
+    }
+    return TieredCache(list(tiers), clock=clock, monotonic=clock, **settings)
+
+
+def memory_over(shared: Any, clock: FakeClock, **options: Any) -> TieredCache:
+    """:func:`cache_over` an L1 on ``clock`` and ``shared``."""
+    return cache_over(clock, MemoryTier(timer=clock), shared, **options)
+
+
+def two_tiers(clock: FakeClock, **options: Any) -> tuple[TieredCache, FakeSharedTier]:
+    """:func:`memory_over` a new :class:`FakeSharedTier`, and that tier."""
+    shared = FakeSharedTier(clock)
+    return memory_over(shared, clock, **options), shared
+
+
+def guard_counts(cache: TieredCache, index: int) -> tuple[int, int, int]:
+    """Hits, misses and errors the engine counted for ``cache``'s tier ``index``."""
+    c = cache._engine.chain.guards[index].counts
+    return c.hits, c.misses, c.errors
+
+
+def library_messages(caplog: Any) -> list[str]:
+    """The messages stratacache logged, in order."""
+    return [r.getMessage() for r in caplog.records if r.name == "stratacache"]

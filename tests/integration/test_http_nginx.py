@@ -52,7 +52,7 @@ class Origin:
                         "body": f"quote for {who or 'anonymous'}",
                     }
                 else:
-                    answer = handler(function_url_event(self), None)
+                    answer = handler(event_for(self), None)
                 self.send_answer(answer)
 
             def send_answer(self, answer: dict[str, Any]) -> None:
@@ -71,7 +71,7 @@ class Origin:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def function_url_event(request: http.server.BaseHTTPRequestHandler) -> dict[str, Any]:
+def event_for(request: http.server.BaseHTTPRequestHandler) -> dict[str, Any]:
     """The Function URL event (payload 2.0) Lambda would make of an HTTP request."""
     path, _, query = request.path.partition("?")
     return {

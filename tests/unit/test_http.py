@@ -51,11 +51,6 @@ KINDS = list(EVENTS)
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 # ---------------------------------------------------------------- ETag and 304
 
 

@@ -35,11 +35,6 @@ TAG = entity_tag(JSON.encode(), "application/json")
 LAMBDA_CONTEXT = cast("LambdaContext", object())
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def ok(body: str = JSON, **fields: Any) -> dict[str, Any]:
     """A handler's 200 answer with a JSON body, and any other fields."""
     return {

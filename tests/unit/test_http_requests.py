@@ -22,11 +22,6 @@ from tests.support import (
 )
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def read(event: object) -> HttpRequest:
     request = HttpRequest.from_event(event)
     assert request is not None

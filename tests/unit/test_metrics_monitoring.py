@@ -285,7 +285,7 @@ def test_the_stratacache_kill_switch_leaves_the_applications_metrics_alone(
 # ------------------------------------------------------------------ breakers and origin
 
 
-class FlakyTier(BrokenTier):
+class BrokenRemote(BrokenTier):
     """A failing tier with a circuit breaker, as a remote tier has."""
 
     def __init__(self, breaker: CircuitBreaker) -> None:
@@ -296,7 +296,7 @@ class FlakyTier(BrokenTier):
 def test_breaker_openings_are_published_with_their_tier(
     emf: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = TieredCache([MemoryTier(), FlakyTier(CircuitBreaker(threshold=2, cooldown=3600))])
+    cache = TieredCache([MemoryTier(), BrokenRemote(CircuitBreaker(threshold=2, cooldown=3600))])
     with caplog.at_level(logging.CRITICAL, logger="stratacache"):
         for key in ("a", "b", "c"):
             cache.get(key)  # two failures open the breaker, the third call skips the tier

@@ -10,15 +10,8 @@ import pytest
 from stratacache import MemoryTier, TieredCache
 from stratacache._engine.singleflight import SingleFlight
 from stratacache.freshness import Freshness
-from stratacache.metrics import MetricsRecorder
 from tests.support import FakeClock, FakeSharedTier
-
-
-def environment(shared: Any, clock: FakeClock, **options: Any) -> TieredCache:
-    return TieredCache(
-        [MemoryTier(timer=clock), shared], namespace="chain", ttl=60, clock=clock,
-        monotonic=clock, recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
+from tests.support import memory_over as environment
 
 
 def test_a_shared_hit_is_promoted_into_memory_with_its_remaining_lifetime() -> None:

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from stratacache import MemoryTier, TieredCache
+from stratacache import MemoryTier
 from stratacache.freshness import Freshness
-from stratacache.metrics import MetricsRecorder
-from stratacache.tiers.base import MISS, Tier
-from tests.support import FakeClock, FakeFeedTier, FaultyTier, RestoringTier
-
-
-def cache_over(clock: FakeClock, *tiers: Tier, **options: Any) -> TieredCache:
-    return TieredCache(
-        list(tiers), namespace="gen", ttl=60, clock=clock, monotonic=clock,
-        recorder=MetricsRecorder(interval=3600), generation_check=5, **options,
-    )  # fmt: skip
-
-
-def counts(cache: TieredCache, index: int) -> tuple[int, int, int]:
-    c = cache._engine.chain.guards[index].counts
-    return c.hits, c.misses, c.errors
+from stratacache.tiers.base import MISS
+from tests.support import FakeClock, FakeFeedTier, FaultyTier, RestoringTier, cache_over
+from tests.support import guard_counts as counts
 
 
 def test_another_environments_invalidation_drops_that_key_from_memory_and_no_other() -> None:

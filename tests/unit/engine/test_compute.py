@@ -20,15 +20,12 @@ from stratacache._engine.compute import COMPUTE, Io
 from stratacache.freshness import Freshness
 from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, FakeSharedTier, all_waiting, wait_until
+from tests.support import FakeClock, FakeSharedTier, all_waiting, memory_over, wait_until
 
 
 def environment(shared: FakeSharedTier, clock: FakeClock, **options: Any) -> TieredCache:
-    return TieredCache(
-        [MemoryTier(timer=clock), shared], namespace="compute", ttl=60, clock=clock,
-        monotonic=clock, sleep=clock.advance, recorder=MetricsRecorder(interval=3600),
-        **options,
-    )  # fmt: skip
+    """:func:`~tests.support.memory_over` whose lock waits advance the fake clock."""
+    return memory_over(shared, clock, namespace="compute", sleep=clock.advance, **options)
 
 
 def until_compute(steps: compute.Steps) -> compute.Steps:

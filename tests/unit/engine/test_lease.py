@@ -11,13 +11,7 @@ from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers.base import MISS, Capabilities
 from tests.support import FakeClock, FakeSharedTier
-
-
-def environment(shared: FakeSharedTier, clock: FakeClock, **options: Any) -> TieredCache:
-    return TieredCache(
-        [MemoryTier(timer=clock), shared], namespace="lease", ttl=60, clock=clock,
-        monotonic=clock, recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
+from tests.support import memory_over as environment
 
 
 def test_one_trace_holds_a_lease_and_the_others_wait() -> None:

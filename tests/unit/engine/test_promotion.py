@@ -12,8 +12,9 @@ from stratacache.breaker import CircuitBreaker
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
 from stratacache.serialization import JsonSerializer
-from stratacache.tiers.base import MISS, Tier
-from tests.support import FakeClock, FakeSharedTier, FaultyTier
+from stratacache.tiers.base import MISS
+from tests.support import FakeClock, FakeSharedTier, FaultyTier, cache_over
+from tests.support import library_messages as messages
 
 
 def three_tiers(
@@ -92,17 +93,6 @@ def test_an_old_trace_promotes_into_memory_but_never_into_a_shared_tier() -> Non
     chain.guards[0].tier.delete(key)
     assert chain.read(key, clock_trace) is not None
     assert key in l2.data  # a young trace does promote
-
-
-def cache_over(clock: FakeClock, *tiers: Tier, **options: Any) -> TieredCache:
-    return TieredCache(
-        list(tiers), namespace="promo", ttl=60, clock=clock, monotonic=clock,
-        recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
-
-
-def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "stratacache"]
 
 
 def test_the_lifetime_a_promotion_gives_is_what_is_left_capped_by_the_tier() -> None:

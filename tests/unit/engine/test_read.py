@@ -12,22 +12,9 @@ from stratacache.envelope import VALUE, Record
 from stratacache.errors import PartialReadError
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
-from stratacache.tiers.base import ANY, FOREIGN, MISS, Foreign, Missing, Tier
-from tests.support import FakeClock, FakeSharedTier, FaultyTier
-
-
-def two_tiers(clock: FakeClock, **options: Any) -> tuple[TieredCache, FakeSharedTier]:
-    shared = FakeSharedTier(clock)
-    cache = TieredCache(
-        [MemoryTier(timer=clock), shared], namespace="read", ttl=60, clock=clock,
-        monotonic=clock, recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
-    return cache, shared
-
-
-def counts(cache: TieredCache, index: int) -> tuple[int, int, int]:
-    c = cache._engine.chain.guards[index].counts
-    return c.hits, c.misses, c.errors
+from stratacache.tiers.base import ANY, FOREIGN, MISS, Foreign, Missing
+from tests.support import FakeClock, FakeSharedTier, FaultyTier, cache_over, two_tiers
+from tests.support import guard_counts as counts
 
 
 def test_a_memory_hit_is_the_exact_record_with_what_is_left_of_its_life() -> None:
@@ -192,13 +179,6 @@ def test_a_hit_in_a_memory_tier_behind_a_shared_one_is_wrapped_into_it() -> None
     assert record.keep_until is None
     assert record.stale_at == clock() + 50
     assert record.delta == 0.0
-
-
-def cache_over(clock: FakeClock, *tiers: Tier, **options: Any) -> TieredCache:
-    return TieredCache(
-        list(tiers), namespace="read", ttl=60, clock=clock, monotonic=clock,
-        recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
 
 
 class RunningOutMemory(MemoryTier):

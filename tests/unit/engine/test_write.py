@@ -14,21 +14,9 @@ from stratacache.envelope import new_version
 from stratacache.freshness import Freshness
 from stratacache.metrics import MetricsRecorder
 from stratacache.serialization import JsonSerializer
-from stratacache.tiers.base import MISS, Tier
-from tests.support import FakeClock, FakeSharedTier, FaultyTier
-
-
-def two_tiers(clock: FakeClock, **options: Any) -> tuple[TieredCache, FakeSharedTier]:
-    shared = FakeSharedTier(clock)
-    cache = TieredCache(
-        [MemoryTier(timer=clock), shared], namespace="write", ttl=60, clock=clock,
-        monotonic=clock, recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
-    return cache, shared
-
-
-def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "stratacache"]
+from stratacache.tiers.base import MISS
+from tests.support import FakeClock, FakeSharedTier, FaultyTier, cache_over, two_tiers
+from tests.support import library_messages as messages
 
 
 def test_a_value_too_big_for_the_shared_tier_stays_in_memory_counted_and_named(
@@ -146,13 +134,6 @@ def test_a_memory_only_cache_with_a_limit_keeps_any_value_and_says_nothing(
     assert messages(caplog) == []  # there is no shared tier to leave it out of
     assert cache.get("k") is thing
     assert cache.get("k2") is thing
-
-
-def cache_over(clock: FakeClock, *tiers: Tier, **options: Any) -> TieredCache:
-    return TieredCache(
-        list(tiers), namespace="write", ttl=60, clock=clock, monotonic=clock,
-        recorder=MetricsRecorder(interval=3600), **options,
-    )  # fmt: skip
 
 
 def three_tiers(
