@@ -18,8 +18,11 @@ every cached call: one handler call per cold path across environments (the
 lease), grace and stale-if-error, and writes that an invalidation refuses.
 An answer that is not to be kept goes through its ``should_cache`` hook.
 
-Event shapes understood: API Gateway REST (payload 1.0), HTTP API (2.0) and
-Lambda Function URLs (2.0). Anything else passes through untouched.
+Event shapes understood: API Gateway REST (payload 1.0), HTTP API (2.0),
+Lambda Function URLs (2.0) and Application Load Balancer targets (the 1.0 shape;
+with multi-value headers on, every header of the answer is sent in
+``multiValueHeaders``, the only field ALB then reads). Anything else passes through
+untouched.
 """
 
 from __future__ import annotations
@@ -609,7 +612,8 @@ class HttpCache:
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-            return self.handle(event, lambda: call(event, context, *args, **kwargs))
+            answer = self.handle(event, lambda: call(event, context, *args, **kwargs))
+            return _headers_in_multi(answer) if _alb_multi(event) else answer
 
         def refresh(event: Any, context: Any = None) -> Any:
             return self.refresh(event, lambda: call(event, context))
@@ -764,6 +768,36 @@ def _record(response: _Response, fresh_until: float) -> dict[str, Any]:
 
 def _is_record(value: object) -> bool:
     return isinstance(value, dict) and value.get("v") == _RECORD_VERSION
+
+
+def _alb_multi(event: object) -> bool:
+    """Whether ``event`` comes from an ALB target group with multi-value headers on
+    (ALB then sends ``multiValueHeaders`` instead of ``headers``, and reads only
+    ``multiValueHeaders`` of the answer)."""
+    if not isinstance(event, Mapping) or "multiValueHeaders" not in event:
+        return False
+    context = event.get("requestContext")
+    return isinstance(context, Mapping) and "elb" in context
+
+
+def _headers_in_multi(answer: Any) -> Any:
+    """``answer`` with its ``headers`` moved into ``multiValueHeaders``; a name already
+    there keeps its values there (the ones ALB would have sent).
+
+    >>> _headers_in_multi({"statusCode": 200, "headers": {"ETag": '"a"'}, "body": ""})
+    {'statusCode': 200, 'body': '', 'multiValueHeaders': {'ETag': ['"a"']}}
+    """
+    if not isinstance(answer, Mapping) or "headers" not in answer:
+        return answer
+    out = dict(answer)
+    single = out.pop("headers") or {}
+    multi = {str(k): list(v) for k, v in (out.get("multiValueHeaders") or {}).items()}
+    present = {name.lower() for name in multi}
+    for name, value in single.items():
+        if str(name).lower() not in present:
+            multi[str(name)] = [str(value)]
+    out["multiValueHeaders"] = multi
+    return out
 
 
 def _refuse(raw: Any, version: str, cache_control: str) -> Any:

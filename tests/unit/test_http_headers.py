@@ -778,3 +778,68 @@ def test_a_powertools_response_is_stored_as_the_proxy_answer_it_becomes(clock: F
         assert answer["statusCode"] == 204
         assert answer["body"] in ("", None)
     assert calls == ["mine", "mine", "gone", "image", "dict", "empty"]
+
+
+# ---------------------------------------------------------------- ALB, multi-value headers on
+
+
+def alb_event(multi: bool, **headers: str) -> dict[str, Any]:
+    """A GET from an ALB target group, with ``lambda.multi_value_headers.enabled`` or not."""
+    event: dict[str, Any] = {
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:tg/q"}},
+        "httpMethod": "GET",
+        "path": "/quote/AMZN",
+        "body": "",
+        "isBase64Encoded": False,
+    }
+    if multi:
+        event["multiValueHeaders"] = {k.replace("_", "-"): [v] for k, v in headers.items()}
+        event["multiValueQueryStringParameters"] = {}
+    else:
+        event["headers"] = {k.replace("_", "-"): v for k, v in headers.items()}
+        event["queryStringParameters"] = {}
+    return event
+
+
+def test_behind_an_alb_with_multi_value_headers_every_answer_header_is_multi_valued(
+    clock: FakeClock,
+) -> None:
+    """ALB reads only ``multiValueHeaders`` of the answer then: the cache's headers go there."""
+    origin = HttpOrigin()
+    origin.extra = {"multiValueHeaders": {"X-Seen": ["1", "2"]}}
+    handler = memory_http(clock)(origin)
+    first = handler(alb_event(True), None)
+    second = handler(alb_event(True), None)  # from the cache
+    assert origin.calls == 1
+    for answer in (first, second):
+        assert "headers" not in answer
+        multi = answer["multiValueHeaders"]
+        assert multi["Cache-Control"] == ["max-age=60, s-maxage=60"]
+        assert multi["ETag"] == [TAG]
+        assert multi["Vary"] == ["authorization"]
+        assert multi["Content-Type"] == ["application/json"]
+        assert multi["X-Seen"] == ["1", "2"]
+    revalidated = handler(alb_event(True, if_none_match=TAG), None)
+    assert revalidated["statusCode"] == 304
+    assert "headers" not in revalidated
+    assert revalidated["multiValueHeaders"]["ETag"] == [TAG]
+
+
+def test_behind_an_alb_with_multi_value_headers_a_refused_answer_says_no_store_there(
+    clock: FakeClock,
+) -> None:
+    origin = HttpOrigin(status=404)
+    answer = memory_http(clock)(origin)(alb_event(True), None)
+    assert answer["statusCode"] == 404
+    assert "headers" not in answer
+    assert answer["multiValueHeaders"]["Cache-Control"] == ["no-store"]
+    assert answer["multiValueHeaders"]["Content-Type"] == ["application/json"]
+
+
+def test_behind_an_alb_without_multi_value_headers_the_answer_keeps_headers(
+    clock: FakeClock,
+) -> None:
+    origin = HttpOrigin()
+    answer = memory_http(clock)(origin)(alb_event(False), None)
+    assert "multiValueHeaders" not in answer
+    assert answer_header(answer, "ETag") == TAG
