@@ -1004,11 +1004,14 @@ class FaultyTier(FakeSharedTier):
         self.breaker = breaker
         self.max_value_bytes = max_value_bytes
         self.failing: set[str] = set()
+        self.failure: type[Exception] = ConnectionError
+        """What a failing operation raises: silence by default; a server's refusal
+        (an ``OutOfMemoryError``, say) is another kind of failure to the engine."""
 
     def _check(self, operation: str) -> None:
         if operation in self.failing:
             self.calls.append(operation)
-            raise ConnectionError(f"{self.name} {operation} timed out")
+            raise self.failure(f"{self.name} {operation} failed")
 
     def get(self, key: str) -> object:
         self._check("get")
@@ -1029,6 +1032,14 @@ class FaultyTier(FakeSharedTier):
     def delete_if(self, key: str, expect: bytes) -> bool:
         self._check("delete_if")
         return super().delete_if(key, expect)
+
+    def delete(self, key: str) -> bool:
+        self._check("delete")
+        return super().delete(key)
+
+    def delete_many(self, keys: Any) -> int:
+        self._check("delete_many")
+        return super().delete_many(keys)
 
     def read_counter(self, key: str) -> int:
         self._check("read_counter")
@@ -1100,6 +1111,10 @@ class FakeFeedTier(FaultyTier):
             return entries[:count]
         start = int(after.split("-")[0])
         return [entry for entry in entries if int(entry[0].split("-")[0]) >= start][:count]
+
+    def delete(self, key: str) -> bool:
+        held = super().delete(key)  # raises first when "delete" is failing
+        return self.feeds.pop(key, None) is not None or held
 
     def read_with_feed(
         self, counter: str, feed: str, after: str | None, count: int

@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from stratacache import MemoryTier, TieredCache
+from stratacache._engine.feed import EVERYTHING
+from stratacache._engine.guard import NOTHING_SEEN
 from stratacache._engine.invalidation import forget
 from stratacache.envelope import TOMBSTONE
 from stratacache.errors import InvalidationError
 from stratacache.metrics import MetricsRecorder
 from stratacache.tiers.base import MISS, Capabilities
-from tests.support import FakeClock, FakeSharedTier
+from tests.support import FakeClock, FakeFeedTier, FakeSharedTier, memory_over
 
 
 class LoggedTier(FakeSharedTier):
@@ -276,3 +278,174 @@ def test_invalidate_all_in_memory_alone_moves_the_generation_on() -> None:
     assert c.get("k") is None
     c.invalidate_all()
     assert c._engine.chain.generation.value == 2
+
+
+# ---------------------------------------------------------------- refused or unreachable
+
+
+class OutOfMemoryError(Exception):
+    """What a full Redis under ``noeviction`` answers a write: a refusal, not silence."""
+
+
+ClusterDownError = type("ClusterDownError", (Exception,), {})
+MasterDownError = type("MasterDownError", (Exception,), {})
+UNREACHABLE = [ConnectionError, TimeoutError, ClusterDownError, MasterDownError]
+
+
+def test_a_tier_that_refuses_a_tombstone_gets_a_delete_and_says_what_it_held() -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    l2 = LoggedTier(clock, "L2", log)
+    cache([l2], clock).set("k", "v")
+    other = cache([l2], clock)  # a memory of its own: only L2 holds the value
+    l2.failing, l2.only = OutOfMemoryError("OOM command not allowed"), "swap"
+    log.clear()
+    assert other.invalidate("k", strict=True) is True
+    assert log == ["L2.swap", "L2.delete"]
+    assert other.full_key("k") not in l2.data
+    assert other.invalidate("absent", strict=True) is False  # nothing was there to delete
+
+
+def test_a_tier_that_refuses_a_batch_of_tombstones_gets_one_batch_delete() -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    l2 = LoggedTier(clock, "L2", log)
+    c = cache([l2], clock)
+    c.set("a", 1)
+    c.set("b", 2)
+    l2.failing, l2.only = OutOfMemoryError("OOM command not allowed"), "swap_many"
+    log.clear()
+    c.delete_many(["a", "b"])
+    assert log == ["L2.swap_many", "L2.delete_many"]
+    assert l2.data == {}
+
+
+def test_a_trace_that_invalidates_through_a_refusal_saw_nothing_there() -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    l2 = LoggedTier(clock, "L2", log)
+    c = cache([l2], clock)
+    chain = c._engine.chain
+    key = c.full_key("k")
+    l2.failing, l2.only = OutOfMemoryError("OOM command not allowed"), "swap"
+    trace = chain.begin()
+    forget(chain, [key], trace)
+    assert trace.seen[(chain.guards[1].index, key)] == NOTHING_SEEN
+
+
+@pytest.mark.parametrize("kind", UNREACHABLE, ids=lambda kind: kind.__name__)
+def test_a_tier_that_cannot_be_reached_gets_no_delete_after_its_failed_tombstone(
+    kind: type[Exception],
+) -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    l2 = LoggedTier(clock, "L2", log)
+    c = cache([l2], clock)
+    c.set("k", "v")
+    l2.failing, l2.only = kind("no answer"), "swap"
+    log.clear()
+    assert c.invalidate("k") is False
+    assert log == ["L2.swap"]  # one wait, not two
+    with pytest.raises(InvalidationError):
+        c.invalidate("k", strict=True)
+
+
+def test_a_tombstone_after_a_refused_one_is_kept_not_deleted() -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    l2 = LoggedTier(clock, "L2", log)
+    c = cache([l2], clock)
+    c.set("b", "v")
+    l2.failing, l2.only = OutOfMemoryError("OOM command not allowed"), "swap"
+    c.invalidate("a")
+    l2.failing = None  # the server has room again
+    c.invalidate("b")
+    key = c.full_key("b")
+    assert c._engine.chain.codec.decode(key, l2.data[key][0]).kind is TOMBSTONE
+
+
+# ---------------------------------------------------------------- the invalidation feed
+
+
+def feed_cache(clock: FakeClock) -> tuple[TieredCache, FakeFeedTier]:
+    shared = FakeFeedTier(clock)
+    return memory_over(shared, clock, namespace="inv"), shared
+
+
+def feed_entries(c: TieredCache, shared: FakeFeedTier) -> list[tuple[str, ...]]:
+    feed = c._engine.chain.feed
+    assert feed is not None
+    return [keys for _, keys in shared.feeds.get(feed.key, [])]
+
+
+def test_an_invalidation_is_published_after_its_tombstone_and_none_for_no_keys() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    shared.calls.clear()
+    assert c.invalidate("k", strict=True) is False
+    assert shared.calls == ["swap", "publish"]
+    assert feed_entries(c, shared) == [(c.full_key("k"),)]
+    c.delete_many([])
+    assert shared.published == 1
+
+
+def test_clear_and_invalidate_all_publish_everything() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    c.invalidate_all()
+    c.clear()
+    assert feed_entries(c, shared) == [(EVERYTHING,), (EVERYTHING,)]
+
+
+def test_a_counter_tier_that_cannot_be_reached_is_not_asked_to_publish() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    shared.failing = {"swap"}
+    shared.calls.clear()
+    assert c.invalidate("k") is False
+    assert shared.calls == ["swap"]  # one timeout for the invalidation, not two
+
+
+def test_a_counter_tier_that_refused_the_tombstone_and_the_delete_still_gets_the_entry() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    shared.failure = OutOfMemoryError
+    shared.failing = {"swap", "delete"}
+    with pytest.raises(InvalidationError):
+        c.invalidate("k", strict=True)
+    assert feed_entries(c, shared) == [(c.full_key("k"),)]
+
+
+def test_a_refused_feed_entry_drops_the_feed_so_readers_drop_everything() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    c.invalidate("first")  # the feed exists
+    feed = c._engine.chain.feed
+    assert feed is not None
+    shared.failure = OutOfMemoryError
+    shared.failing = {"publish"}
+    assert c.invalidate("k", strict=True) is False  # no failure: the feed is gone instead
+    assert feed.key not in shared.feeds
+    shared.failing = {"publish", "delete"}
+    with pytest.raises(InvalidationError):  # neither the entry nor the drop: said
+        c.invalidate("k", strict=True)
+
+
+def test_a_feed_entry_that_cannot_be_reached_is_a_failure() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    shared.failing = {"publish"}
+    with pytest.raises(InvalidationError):
+        c.invalidate("k", strict=True)
+    assert "delete" not in shared.calls
+
+
+def test_an_environment_reading_back_its_own_feed_entry_drops_nothing() -> None:
+    clock = FakeClock()
+    c, shared = feed_cache(clock)
+    c.invalidate("k")
+    c.set("k", "new")  # after the invalidation: current
+    clock.advance(10)  # the next read checks the feed, and finds its own entry
+    shared.calls.clear()
+    assert c.get("k") == "new"
+    assert "get" not in shared.calls and "get_with_feed" not in shared.calls  # from memory
