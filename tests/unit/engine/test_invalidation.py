@@ -448,4 +448,5 @@ def test_an_environment_reading_back_its_own_feed_entry_drops_nothing() -> None:
     clock.advance(10)  # the next read checks the feed, and finds its own entry
     shared.calls.clear()
     assert c.get("k") == "new"
-    assert "get" not in shared.calls and "get_with_feed" not in shared.calls  # from memory
+    assert "get" not in shared.calls  # from memory
+    assert "get_with_feed" not in shared.calls
