@@ -843,3 +843,25 @@ def test_behind_an_alb_without_multi_value_headers_the_answer_keeps_headers(
     answer = memory_http(clock)(origin)(alb_event(False), None)
     assert "multiValueHeaders" not in answer
     assert answer_header(answer, "ETag") == TAG
+
+
+def test_behind_an_alb_a_header_in_both_fields_keeps_its_multi_values_once(
+    clock: FakeClock,
+) -> None:
+    origin = HttpOrigin()
+    origin.headers = {"content-type": "application/json"}
+    origin.extra = {"multiValueHeaders": {"Content-Type": ["text/plain"]}}
+    answer = memory_http(clock)(origin)(alb_event(True), None)
+    named = [name for name in answer["multiValueHeaders"] if name.lower() == "content-type"]
+    assert named == ["Content-Type"]
+    assert answer["multiValueHeaders"]["Content-Type"] == ["text/plain"]
+
+
+def test_a_rest_api_event_with_multi_value_headers_keeps_the_answer_s_headers(
+    clock: FakeClock,
+) -> None:
+    """API Gateway sends both fields and reads both: only ALB's multi-value mode moves them."""
+    event = rest_v1_event()
+    event["multiValueHeaders"] = {"accept": ["application/json"]}
+    answer = memory_http(clock)(HttpOrigin())(event, None)
+    assert answer_header(answer, "ETag") == TAG
