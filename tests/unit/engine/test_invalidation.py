@@ -443,6 +443,8 @@ def test_a_feed_entry_that_cannot_be_reached_is_a_failure() -> None:
 def test_an_environment_reading_back_its_own_feed_entry_drops_nothing() -> None:
     clock = FakeClock()
     c, shared = feed_cache(clock)
+    c.get("warm")  # the first check: this environment's place in the feed
+    clock.advance(10)
     c.invalidate("k")
     c.set("k", "new")  # after the invalidation: current
     clock.advance(10)  # the next read checks the feed, and finds its own entry
