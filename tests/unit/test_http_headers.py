@@ -865,3 +865,11 @@ def test_a_rest_api_event_with_multi_value_headers_keeps_the_answer_s_headers(
     event["multiValueHeaders"] = {"accept": ["application/json"]}
     answer = memory_http(clock)(HttpOrigin())(event, None)
     assert answer_header(answer, "ETag") == TAG
+
+
+def test_behind_an_alb_an_answer_that_is_not_cached_and_has_no_headers_is_untouched(
+    clock: FakeClock,
+) -> None:
+    answer = {"statusCode": 201, "multiValueHeaders": {"Location": ["/q/1"]}, "body": ""}
+    event = {**alb_event(True), "httpMethod": "POST"}
+    assert memory_http(clock)(lambda event, context: answer)(event, None) == answer
