@@ -17,10 +17,20 @@ import pytest
 from stratacache import MemoryTier, TieredCache
 from stratacache._engine import compute
 from stratacache._engine.compute import COMPUTE, Io
+from stratacache.envelope import version_of
 from stratacache.freshness import Freshness
 from stratacache.keys import lock_key
 from stratacache.metrics import MetricsRecorder
-from tests.support import FakeClock, FakeSharedTier, all_waiting, memory_over, wait_until
+from stratacache.tiers.base import FOREIGN, MISS, Foreign
+from tests.support import (
+    FakeClock,
+    FakeSharedTier,
+    FaultyTier,
+    all_waiting,
+    cache_over,
+    memory_over,
+    wait_until,
+)
 
 
 def environment(shared: FakeSharedTier, clock: FakeClock, **options: Any) -> TieredCache:
@@ -517,3 +527,163 @@ def test_async_fills_of_two_keys_never_share_a_task() -> None:
         return list(await asyncio.wait_for(together, 30))
 
     assert asyncio.run(main()) == ["a", "b"]
+
+
+# ------------------------------------------------ a refresh that began from memory's copy
+# It has not read the shared tiers: it looks at each first, so its write replaces their
+# stale copies instead of expecting nothing there.
+
+
+def stale_in_memory(cache: TieredCache, clock: FakeClock) -> str:
+    """``cache`` holds ``"old"`` in every tier, stale now (within its grace); its full key."""
+    cache.set("k", "old")
+    clock.advance(61)
+    return cache.full_key("k")
+
+
+def stored_value(cache: TieredCache, tier: FakeSharedTier) -> object:
+    """The value of ``k``'s record as ``tier`` holds it."""
+    full_key = cache.full_key("k")
+    return cache._engine.chain.codec.decode(full_key, tier.data[full_key][0]).value
+
+
+def test_a_refresh_from_memory_replaces_the_shared_tiers_stale_copy() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    stale_in_memory(cache, clock)
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"
+    assert environment(shared, clock).get("k") == "new"
+
+
+def test_a_refresh_from_memory_fills_a_shared_tier_that_lost_its_copy() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    del shared.data[stale_in_memory(cache, clock)]
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"
+
+
+def test_a_refresh_from_memory_writes_over_a_fill_lease_another_environment_holds() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    full_key = stale_in_memory(cache, clock)
+    del shared.data[full_key]  # gone there, and another environment is filling it
+    other = stale_environment(shared, clock)._engine
+    filler = other.chain.begin()
+    guard = other.lease.guard(filler)
+    assert guard is not None
+    assert other.lease.acquire(guard, full_key, filler, b"bbbbbbbb") == "held"
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"  # the filler's write, expecting its lease, fails
+
+
+def test_a_refresh_from_a_shared_hit_reads_that_tier_once() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = cache_over(clock, shared, freshness=Freshness(grace=600))
+    stale_in_memory(cache, clock)
+    shared.calls.clear()
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert shared.calls.count("get") + shared.calls.count("get_with_counter") == 1
+    assert stored_value(cache, shared) == "new"
+
+
+def test_a_refresh_from_memory_looks_past_a_shared_tier_that_fails() -> None:
+    clock = FakeClock()
+    failing, slowest = FaultyTier(clock, "L2"), FakeSharedTier(clock, "L3")
+    cache = cache_over(
+        clock, MemoryTier(timer=clock), failing, slowest, freshness=Freshness(grace=600)
+    )
+    stale_in_memory(cache, clock)
+    failing.failing = {"get"}
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, slowest) == "new"
+
+
+class ForeignTier(FakeSharedTier):
+    """A :class:`FakeSharedTier` that answers for the keys in ``foreign`` what a real tier
+    answers for something not ours there: a Redis value of another type (no version), a
+    DynamoDB item whose version attribute does not match its value (that version)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.foreign: dict[str, Foreign] = {}
+
+    def get(self, key: str) -> object:
+        found = super().get(key)
+        return self.foreign.get(key, found) if found is not MISS else found
+
+
+def test_a_refresh_from_memory_replaces_something_not_ours_without_a_version() -> None:
+    clock = FakeClock()
+    shared = ForeignTier(clock)
+    cache = stale_environment(shared, clock)
+    full_key = stale_in_memory(cache, clock)
+    shared.data[full_key] = (b"a list of another app", None)
+    shared.foreign[full_key] = Foreign("a Redis value of another type")
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    del shared.foreign[full_key]
+    assert stored_value(cache, shared) == "new"
+
+
+def test_a_refresh_from_memory_replaces_something_not_ours_by_its_version() -> None:
+    clock = FakeClock()
+    shared = ForeignTier(clock)
+    cache = stale_environment(shared, clock)
+    full_key = stale_in_memory(cache, clock)
+    blob = shared.data[full_key][0]
+    shared.foreign[full_key] = Foreign("an item whose version does not match", version_of(blob))
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    del shared.foreign[full_key]
+    assert stored_value(cache, shared) == "new"
+
+
+class ViewTier(FakeSharedTier):
+    """A :class:`FakeSharedTier` whose reads answer a ``memoryview``, as some clients do."""
+
+    def get(self, key: str) -> object:
+        found = super().get(key)
+        return memoryview(found) if isinstance(found, bytes) else found
+
+
+def test_a_refresh_from_memory_reads_a_record_answered_as_a_memoryview() -> None:
+    clock = FakeClock()
+    shared = ViewTier(clock)
+    cache = stale_environment(shared, clock)
+    stale_in_memory(cache, clock)
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"
+
+
+def test_a_refresh_from_memory_replaces_a_signed_copy() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock, signing_key=b"a secret of sixteen bytes")
+    stale_in_memory(cache, clock)
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"
+
+
+def test_a_refresh_from_memory_replaces_a_truncated_record_by_its_version() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    full_key = stale_in_memory(cache, clock)
+    shared.data[full_key] = (shared.data[full_key][0][:12], None)  # the header up to its version
+    assert cache.get_or_compute("k", lambda: "new") == "new"
+    assert stored_value(cache, shared) == "new"
+
+
+def test_looking_notes_a_fragment_too_short_for_a_version_as_not_ours() -> None:
+    clock = FakeClock()
+    shared = FakeSharedTier(clock)
+    cache = stale_environment(shared, clock)
+    full_key = stale_in_memory(cache, clock)
+    shared.data[full_key] = (shared.data[full_key][0][:11], None)
+    trace = cache._engine.chain.begin()
+    compute.look(cache._engine.chain, full_key, trace)
+    assert trace.seen == {(1, full_key): (FOREIGN, None, 0.0)}  # no tombstone, no lease
