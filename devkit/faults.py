@@ -70,8 +70,12 @@ class RedisClusterServers(Running):
     """
 
     def __init__(self, masters: int = 3) -> None:
-        self.servers: list[RedisServer] = []
-        for _ in range(masters):
+        self.masters = masters
+        self.servers: list[RedisServer] = self._nodes()
+
+    def _nodes(self) -> list[RedisServer]:
+        nodes = []
+        for _ in range(self.masters):
             port = free_port()
             # The bus would default to port + 10000: past 65535 for a high free port.
             args = [
@@ -80,7 +84,8 @@ class RedisClusterServers(Running):
                 "--cluster-port", str(free_port()),
                 "--cluster-node-timeout", "5000",
             ]  # fmt: skip
-            self.servers.append(RedisServer(port, *args))
+            nodes.append(RedisServer(port, *args))
+        return nodes
 
     @property
     def url(self) -> str:
@@ -88,9 +93,17 @@ class RedisClusterServers(Running):
         return self.servers[0].url
 
     def start(self) -> RedisClusterServers:
+        for attempt in range(3):  # six ports picked free can be taken before a node binds
+            try:
+                for server in self.servers:
+                    server.start()
+                break
+            except RuntimeError:
+                self.close()
+                if attempt == 2:
+                    raise
+                self.servers = self._nodes()
         try:
-            for server in self.servers:
-                server.start()
             nodes = [f"{LOOPBACK}:{server.port}" for server in self.servers]
             command = [
                 redis_cli_binary(), "--cluster", "create", *nodes,

@@ -80,7 +80,11 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before listening")
+            said = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            raise RuntimeError(
+                f"server exited with code {proc.returncode} before listening"
+                + (f": {said[-400:]}" if said else "")
+            )
         with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.2):
             return
         time.sleep(0.02)
